@@ -1,0 +1,27 @@
+package detect
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Counts is what a capture observed on one interface during one interval (estimates, scaled up if sampled).
+type Counts struct {
+	SynOut, SynAckIn, RstOut uint64                          // TCP
+	UDPOut, UDPIn            uint64                          // UDP to/from the throttled ports
+	Destinations             uint64                          // distinct destination addresses (estimate)
+	DstPorts                 map[uint16]uint64               // SYNs+UDP out by destination port (capped: top N)
+	Sources                  map[netip.Addr]uint64           // SYNs+UDP out by source address (capped)
+	SourceMACs               map[netip.Addr]net.HardwareAddr // for attribution of bridged traffic
+	SampleDsts               []netip.AddrPort                // a few sample destinations
+}
+
+// Sample is one interval on one interface.
+type Sample struct {
+	Interface          string
+	At                 time.Time
+	Interval           time.Duration
+	TxBytes, TxPackets uint64 // delta over the interval, from nicstat
+	Counts             Counts // from synwatch
+}
