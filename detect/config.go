@@ -1,0 +1,140 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+)
+
+// Config holds the detector's thresholds. Start from DefaultConfig and
+// override fields; NewDetector validates the result. Rates are per second,
+// counts of intervals are consecutive samples of one interface.
+type Config struct {
+	// SynRateMin is the outbound SYN rate (per second) above which failing
+	// handshakes make an interval suspect (detect.syn_rate_min).
+	SynRateMin float64 `json:"syn_rate_min" yaml:"syn_rate_min"`
+	// SynAckRatioMax: SYN-ACK in / SYN out below this means handshakes fail
+	// (detect.synack_ratio_max).
+	SynAckRatioMax float64 `json:"synack_ratio_max" yaml:"synack_ratio_max"`
+	// RstRatioMax: RST out / SYN-ACK in above this means the kernel resets
+	// handshakes it never started, the mark of a raw-socket flood whose victims
+	// answer (detect.rst_ratio_max).
+	RstRatioMax float64 `json:"rst_ratio_max" yaml:"rst_ratio_max"`
+	// UDPRateMin is the outbound rate (packets per second) of UDP to the
+	// throttled ports above which unanswered packets make an interval suspect.
+	// It is separate from SynRateMin because a QUIC flow sends far more
+	// packets than a TCP connection sends SYNs.
+	UDPRateMin float64 `json:"udp_rate_min" yaml:"udp_rate_min"`
+	// UDPReplyRatioMax: UDP in / UDP out (throttled ports) below this means
+	// the packets go unanswered. QUIC acknowledges at least every few packets,
+	// so a healthy upload stays well above the default.
+	UDPReplyRatioMax float64 `json:"udp_reply_ratio_max" yaml:"udp_reply_ratio_max"`
+	// EnterAfter is how many consecutive suspect intervals make a flood
+	// (detect.enter_after).
+	EnterAfter int `json:"enter_after" yaml:"enter_after"`
+	// ExitAfter is how many consecutive clean intervals end a flood
+	// (detect.exit_after).
+	ExitAfter int `json:"exit_after" yaml:"exit_after"`
+
+	// FanOutMin: this many distinct destinations in one interval raise
+	// attention.
+	FanOutMin uint64 `json:"fan_out_min" yaml:"fan_out_min"`
+	// PortConcentrationMin: when outbound SYN+UDP exceeds SynRateMin and the top
+	// destination port takes at least this share of it, attention is raised.
+	PortConcentrationMin float64 `json:"port_concentration_min" yaml:"port_concentration_min"`
+	// TxJumpFactor: transmit packets per second above this multiple of the
+	// interface's own baseline (an EWMA) raise attention, provided the rate is
+	// at least TxJumpPpsMin and the average packet is at most SmallPacketMax
+	// bytes (a bulk upload has large packets).
+	TxJumpFactor float64 `json:"tx_jump_factor" yaml:"tx_jump_factor"`
+	// TxJumpPpsMin is the lowest transmit packet rate a jump is reported at.
+	TxJumpPpsMin float64 `json:"tx_jump_pps_min" yaml:"tx_jump_pps_min"`
+	// SmallPacketMax is the average packet size in bytes at or below which
+	// traffic counts as small-packet.
+	SmallPacketMax float64 `json:"small_packet_max" yaml:"small_packet_max"`
+	// BaselineAlpha is the EWMA weight of a new interval in the baseline.
+	BaselineAlpha float64 `json:"baseline_alpha" yaml:"baseline_alpha"`
+	// BaselineWarmup is how many intervals the baseline needs before a jump
+	// against it is reported.
+	BaselineWarmup int `json:"baseline_warmup" yaml:"baseline_warmup"`
+	// TopN bounds the top sources and top destination ports in Evidence.
+	TopN int `json:"top_n" yaml:"top_n"`
+}
+
+// DefaultConfig returns the documented defaults (DESIGN §8 for the detect.*
+// keys; the attention thresholds are this package's own).
+func DefaultConfig() Config {
+	return Config{
+		SynRateMin:           2000,
+		SynAckRatioMax:       0.2,
+		RstRatioMax:          0.5,
+		UDPRateMin:           5000,
+		UDPReplyRatioMax:     0.05,
+		EnterAfter:           3,
+		ExitAfter:            30,
+		FanOutMin:            1000,
+		PortConcentrationMin: 0.9,
+		TxJumpFactor:         4,
+		TxJumpPpsMin:         10000,
+		SmallPacketMax:       200,
+		BaselineAlpha:        0.05,
+		BaselineWarmup:       10,
+		TopN:                 5,
+	}
+}
+
+// Validate reports the first field whose value makes no sense, naming it and
+// the value.
+func (c Config) Validate() error {
+	positive := []struct {
+		name string
+		v    float64
+	}{
+		{"detect.syn_rate_min", c.SynRateMin},
+		{"detect.udp_rate_min", c.UDPRateMin},
+		{"detect.tx_jump_factor", c.TxJumpFactor},
+		{"detect.tx_jump_pps_min", c.TxJumpPpsMin},
+		{"detect.small_packet_max", c.SmallPacketMax},
+	}
+	for _, f := range positive {
+		if !(f.v > 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s %v: want a finite number > 0", f.name, f.v)
+		}
+	}
+	fractions := []struct {
+		name string
+		v    float64
+	}{
+		{"detect.synack_ratio_max", c.SynAckRatioMax},
+		{"detect.udp_reply_ratio_max", c.UDPReplyRatioMax},
+		{"detect.port_concentration_min", c.PortConcentrationMin},
+		{"detect.baseline_alpha", c.BaselineAlpha},
+	}
+	for _, f := range fractions {
+		if !(f.v > 0 && f.v <= 1) {
+			return fmt.Errorf("%s %v: want a fraction in (0, 1]", f.name, f.v)
+		}
+	}
+	if !(c.RstRatioMax > 0) || math.IsInf(c.RstRatioMax, 0) {
+		return fmt.Errorf("detect.rst_ratio_max %v: want a finite number > 0", c.RstRatioMax)
+	}
+	counts := []struct {
+		name string
+		v    int
+	}{
+		{"detect.enter_after", c.EnterAfter},
+		{"detect.exit_after", c.ExitAfter},
+		{"detect.top_n", c.TopN},
+	}
+	for _, f := range counts {
+		if f.v < 1 {
+			return fmt.Errorf("%s %d: want at least 1", f.name, f.v)
+		}
+	}
+	if c.BaselineWarmup < 0 {
+		return fmt.Errorf("detect.baseline_warmup %d: want 0 or more", c.BaselineWarmup)
+	}
+	if c.FanOutMin < 1 {
+		return fmt.Errorf("detect.fan_out_min %d: want at least 1", c.FanOutMin)
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package detect
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Detector turns each interface's sequence of samples into verdicts. It keeps
+// per-interface state (hysteresis counters and a transmit-rate baseline) and
+// is safe for concurrent use.
+type Detector struct {
+	cfg Config
+
+	mu     sync.Mutex
+	ifaces map[string]*ifaceState
+}
+
+type ifaceState struct {
+	state      State
+	since      time.Time
+	suspectRun int // consecutive suspect intervals
+	cleanRun   int // consecutive non-suspect intervals while in flood
+	baseline   float64
+	samples    int // intervals folded into baseline
+}
+
+// NewDetector returns a Detector for cfg, or the validation error naming the
+// offending field.
+func NewDetector(cfg Config) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("detect: %w", err)
+	}
+	return &Detector{cfg: cfg, ifaces: make(map[string]*ifaceState)}, nil
+}
+
+// Forget drops the state kept for iface (an interface that vanished).
+func (d *Detector) Forget(iface string) {
+	d.mu.Lock()
+	delete(d.ifaces, iface)
+	d.mu.Unlock()
+}
+
+// Observe folds one sample into its interface's state and returns the
+// verdict. Counts are taken as offered load: once the interface is throttled,
+// the caller may add what the shaper dropped so that a throttled flood still
+// reads as one. A sample whose Interval is not positive carries no rates:
+// Observe returns the interface's current state and changes nothing.
+func (d *Detector) Observe(s Sample) Verdict {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.ifaces[s.Interface]
+	if !ok {
+		st = &ifaceState{state: StateClean, since: s.At}
+		d.ifaces[s.Interface] = st
+	}
+	if s.Interval <= 0 {
+		return Verdict{Interface: s.Interface, State: st.state, Since: st.since}
+	}
+
+	ev := d.measure(s, st)
+	var reasons []string
+	suspect := false
+	if r, ok := d.synFailing(ev); ok {
+		suspect = true
+		reasons = append(reasons, r)
+	}
+	if r, ok := d.udpFailing(ev); ok {
+		suspect = true
+		reasons = append(reasons, r)
+	}
+	attention := d.attention(ev, st)
+	reasons = append(reasons, attention...)
+
+	if suspect {
+		st.suspectRun++
+		st.cleanRun = 0
+	} else {
+		st.suspectRun = 0
+		if st.state == StateFlood {
+			st.cleanRun++
+		}
+	}
+
+	next := StateClean
+	switch {
+	case st.state == StateFlood && (suspect || st.cleanRun < d.cfg.ExitAfter):
+		next = StateFlood
+		if !suspect {
+			reasons = append(reasons, fmt.Sprintf("flood continues: %d of %d clean intervals to exit", st.cleanRun, d.cfg.ExitAfter))
+		}
+	case st.state != StateFlood && st.suspectRun >= d.cfg.EnterAfter:
+		next = StateFlood
+	case suspect:
+		next = StateAttention
+		reasons = append(reasons, fmt.Sprintf("suspect for %d of %d intervals needed", st.suspectRun, d.cfg.EnterAfter))
+	case len(attention) > 0:
+		next = StateAttention
+	}
+	if next != st.state {
+		st.state, st.since = next, s.At
+		st.cleanRun = 0
+	}
+	// The baseline learns only from intervals that do not look like a flood,
+	// so that a flood cannot become its own normal.
+	if !suspect && next != StateFlood {
+		st.fold(ev.TxPps, d.cfg.BaselineAlpha)
+	}
+	if next != StateClean {
+		d.fillTops(&ev, s.Counts)
+	}
+	return Verdict{
+		Interface: s.Interface,
+		State:     next,
+		Suspect:   suspect,
+		Reasons:   reasons,
+		Evidence:  ev,
+		Since:     st.since,
+	}
+}
+
+func (st *ifaceState) fold(pps, alpha float64) {
+	if st.samples == 0 {
+		st.baseline = pps
+	} else {
+		st.baseline += alpha * (pps - st.baseline)
+	}
+	st.samples++
+}
+
+// measure computes the rates and ratios of one sample.
+func (d *Detector) measure(s Sample, st *ifaceState) Evidence {
+	secs := s.Interval.Seconds()
+	c := s.Counts
+	ev := Evidence{
+		TxBps:         float64(s.TxBytes) * 8 / secs,
+		TxPps:         float64(s.TxPackets) / secs,
+		BaselineTxPps: st.baseline,
+		SynOutPps:     float64(c.SynOut) / secs,
+		SynAckInPps:   float64(c.SynAckIn) / secs,
+		RstOutPps:     float64(c.RstOut) / secs,
+		UDPOutPps:     float64(c.UDPOut) / secs,
+		UDPInPps:      float64(c.UDPIn) / secs,
+		SynAckRatio:   ratio(c.SynAckIn, c.SynOut),
+		RstRatio:      ratio(c.RstOut, c.SynAckIn),
+		UDPReplyRatio: ratio(c.UDPIn, c.UDPOut),
+		FanOut:        c.Destinations,
+	}
+	if s.TxPackets > 0 {
+		ev.AvgPacketBytes = float64(s.TxBytes) / float64(s.TxPackets)
+	}
+	var top, sum uint64
+	for _, n := range c.DstPorts {
+		top = max(top, n)
+		sum += n
+	}
+	// DstPorts is capped to the top ports, so the total out is the better
+	// denominator when the capture reported it.
+	if total := c.SynOut + c.UDPOut; total > 0 {
+		sum = max(sum, total)
+	}
+	ev.PortConcentration = ratio(top, sum)
+	return ev
+}
+
+func ratio(num, den uint64) float64 {
+	if den == 0 {
+		return 0
+	}
+	return float64(num) / float64(den)
+}
+
+// synFailing applies the TCP flood rule: many SYNs whose handshakes fail, or
+// are answered and then reset by a kernel that never sent them.
+func (d *Detector) synFailing(ev Evidence) (string, bool) {
+	if ev.SynOutPps <= d.cfg.SynRateMin {
+		return "", false
+	}
+	if ev.SynAckRatio < d.cfg.SynAckRatioMax {
+		return fmt.Sprintf("syn out %.0f/s > %.0f/s with syn-ack/syn ratio %.3f < %g",
+			ev.SynOutPps, d.cfg.SynRateMin, ev.SynAckRatio, d.cfg.SynAckRatioMax), true
+	}
+	if ev.SynAckInPps > 0 && ev.RstRatio > d.cfg.RstRatioMax {
+		return fmt.Sprintf("syn out %.0f/s > %.0f/s with rst/syn-ack ratio %.3f > %g (raw-socket pattern: the kernel resets handshakes it never started)",
+			ev.SynOutPps, d.cfg.SynRateMin, ev.RstRatio, d.cfg.RstRatioMax), true
+	}
+	return "", false
+}
+
+// udpFailing applies the same rule to UDP on the throttled ports: many
+// packets out, few back.
+func (d *Detector) udpFailing(ev Evidence) (string, bool) {
+	if ev.UDPOutPps <= d.cfg.UDPRateMin || ev.UDPReplyRatio >= d.cfg.UDPReplyRatioMax {
+		return "", false
+	}
+	return fmt.Sprintf("udp out to throttled ports %.0f/s > %.0f/s with reply ratio %.3f < %g",
+		ev.UDPOutPps, d.cfg.UDPRateMin, ev.UDPReplyRatio, d.cfg.UDPReplyRatioMax), true
+}
+
+// attention lists the signals that are worth a look but never a flood on
+// their own: a crawler or a NAT gateway trips them with healthy handshakes.
+func (d *Detector) attention(ev Evidence, st *ifaceState) []string {
+	var out []string
+	if ev.FanOut >= d.cfg.FanOutMin {
+		out = append(out, fmt.Sprintf("fan-out %d destinations >= %d", ev.FanOut, d.cfg.FanOutMin))
+	}
+	if out2 := ev.SynOutPps + ev.UDPOutPps; out2 > d.cfg.SynRateMin && ev.PortConcentration >= d.cfg.PortConcentrationMin {
+		out = append(out, fmt.Sprintf("port concentration %.2f >= %g at %.0f syn+udp/s",
+			ev.PortConcentration, d.cfg.PortConcentrationMin, out2))
+	}
+	if st.samples >= d.cfg.BaselineWarmup && ev.TxPps >= d.cfg.TxJumpPpsMin &&
+		ev.TxPps > d.cfg.TxJumpFactor*st.baseline && ev.AvgPacketBytes <= d.cfg.SmallPacketMax {
+		out = append(out, fmt.Sprintf("tx %.0f pps > %gx baseline %.0f pps with %.0f-byte packets",
+			ev.TxPps, d.cfg.TxJumpFactor, st.baseline, ev.AvgPacketBytes))
+	}
+	return out
+}
+
+// fillTops copies the top sources, top ports and sample destinations of c
+// into ev, bounded by TopN.
+func (d *Detector) fillTops(ev *Evidence, c Counts) {
+	n := d.cfg.TopN
+	if len(c.Sources) > 0 {
+		src := make([]SourceCount, 0, len(c.Sources))
+		for a, k := range c.Sources {
+			sc := SourceCount{Addr: a, Count: k}
+			if mac, ok := c.SourceMACs[a]; ok && len(mac) > 0 {
+				sc.MAC = mac.String()
+			}
+			src = append(src, sc)
+		}
+		slices.SortFunc(src, func(a, b SourceCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), a.Addr.Compare(b.Addr))
+		})
+		ev.TopSources = src[:min(n, len(src))]
+	}
+	if len(c.DstPorts) > 0 {
+		ports := make([]PortCount, 0, len(c.DstPorts))
+		for p, k := range c.DstPorts {
+			ports = append(ports, PortCount{Port: p, Count: k})
+		}
+		slices.SortFunc(ports, func(a, b PortCount) int {
+			return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Port, b.Port))
+		})
+		ev.TopDstPorts = ports[:min(n, len(ports))]
+	}
+	if len(c.SampleDsts) > 0 {
+		ev.SampleDsts = slices.Clone(c.SampleDsts[:min(n, len(c.SampleDsts))])
+	}
+}
