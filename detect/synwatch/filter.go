@@ -1,0 +1,198 @@
+package synwatch
+
+import (
+	"fmt"
+	"math"
+
+	"golang.org/x/net/bpf"
+)
+
+// Snaplen is how many bytes of each passed frame the filter keeps: Ethernet,
+// one VLAN tag, an IPv6 header and a TCP header with all options fit.
+const Snaplen = 128
+
+// MaxPorts bounds the UDP port list so the filter's jumps stay in range.
+const MaxPorts = 32
+
+// packetOutgoing is sll_pkttype / skb->pkt_type for frames this host sends.
+const packetOutgoing = 4
+
+// TCP flag bits at offset 13 of the TCP header.
+const (
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// Scratch memory slots used by the filter.
+const (
+	memProto = 0
+	memFlags = 1
+)
+
+// FilterProgram returns the classic BPF program the capture socket runs. It
+// accepts, truncated to Snaplen: outgoing TCP SYN without ACK, incoming
+// SYN-ACK, outgoing RST, outgoing UDP to one of ports and incoming UDP from
+// one of them; IPv4 (first fragments only) and IPv6 (TCP/UDP as the first
+// next header), with or without one 802.1Q / 802.1ad tag in the frame. With
+// sampleEvery > 1 it then keeps a packet only when the kernel's per-packet
+// random number falls below 2^32/sampleEvery, i.e. 1 in sampleEvery.
+func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error) {
+	if len(ports) > MaxPorts {
+		return nil, fmt.Errorf("synwatch: filter ports %v: at most %d ports", ports, MaxPorts)
+	}
+	if sampleEvery == 0 {
+		return nil, fmt.Errorf("synwatch: filter sample_every 0: want 1 or more")
+	}
+	var a assembler
+	// X holds the VLAN tag length (0 or 4) until the L3 header is parsed,
+	// then the L4 header offset minus the 14-byte Ethernet header.
+	a.add(bpf.LoadAbsolute{Off: 12, Size: 2})
+	a.jumpIf(bpf.JumpEqual, 0x8100, "vlan", "")
+	a.jumpIf(bpf.JumpEqual, 0x88a8, "vlan", "")
+	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
+	a.jump("l3")
+	a.label("vlan")
+	a.add(bpf.LoadAbsolute{Off: 16, Size: 2})
+	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 4})
+	a.label("l3")
+	a.jumpIf(bpf.JumpEqual, 0x0800, "ipv4", "")
+	a.jumpIf(bpf.JumpEqual, 0x86dd, "ipv6", "drop")
+
+	a.label("ipv4")
+	a.add(bpf.LoadIndirect{Off: 14 + 6, Size: 2})
+	a.jumpIf(bpf.JumpBitsSet, 0x1fff, "drop", "") // not a first fragment: no L4 header
+	a.add(bpf.LoadIndirect{Off: 14 + 9, Size: 1})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+	a.add(bpf.LoadIndirect{Off: 14, Size: 1})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.add(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.add(bpf.TAX{})
+	a.jump("l4")
+
+	a.label("ipv6")
+	a.add(bpf.LoadIndirect{Off: 14 + 6, Size: 1})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+	a.add(bpf.TXA{})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
+	a.add(bpf.TAX{})
+
+	a.label("l4")
+	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
+	a.jumpIf(bpf.JumpEqual, 6, "tcp", "")
+	a.jumpIf(bpf.JumpEqual, 17, "udp", "drop")
+
+	a.label("tcp")
+	a.add(bpf.LoadIndirect{Off: 14 + 13, Size: 1})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpRST | tcpACK})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memFlags})
+	a.add(bpf.LoadExtension{Num: bpf.ExtType})
+	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "tcp_in")
+	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
+	a.jumpIf(bpf.JumpEqual, tcpSYN, "accept", "")
+	a.jumpIf(bpf.JumpBitsSet, tcpRST, "accept", "drop")
+	a.label("tcp_in")
+	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
+	a.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, "accept", "drop")
+
+	a.label("udp")
+	a.add(bpf.LoadExtension{Num: bpf.ExtType})
+	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "udp_in")
+	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2}) // destination port
+	a.jump("ports")
+	a.label("udp_in")
+	a.add(bpf.LoadIndirect{Off: 14, Size: 2}) // source port
+	a.label("ports")
+	for _, p := range ports {
+		a.jumpIf(bpf.JumpEqual, uint32(p), "accept", "")
+	}
+	a.jump("drop")
+
+	a.label("accept")
+	if sampleEvery > 1 {
+		a.add(bpf.LoadExtension{Num: bpf.ExtRand})
+		a.jumpIf(bpf.JumpGreaterOrEqual, sampleThreshold(sampleEvery), "drop", "")
+	}
+	a.add(bpf.RetConstant{Val: Snaplen})
+	a.label("drop")
+	a.add(bpf.RetConstant{Val: 0})
+	return a.resolve()
+}
+
+// sampleThreshold is the bound under which a uniform 32-bit random number
+// falls with probability 1/every (exact for powers of two).
+func sampleThreshold(every uint32) uint32 {
+	return uint32((math.MaxUint32 + 1) / uint64(every))
+}
+
+// assembler builds a classic BPF program with symbolic jump targets; "" as a
+// target means the next instruction.
+type assembler struct {
+	ins    []bpf.Instruction
+	labels map[string]int
+	fixups []fixup
+}
+
+type fixup struct {
+	at          int
+	onTrue, els string
+	always      bool
+}
+
+func (a *assembler) add(i bpf.Instruction) { a.ins = append(a.ins, i) }
+
+func (a *assembler) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.ins)
+}
+
+func (a *assembler) jump(to string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins), onTrue: to, always: true})
+	a.add(bpf.Jump{})
+}
+
+func (a *assembler) jumpIf(cond bpf.JumpTest, val uint32, onTrue, els string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins), onTrue: onTrue, els: els})
+	a.add(bpf.JumpIf{Cond: cond, Val: val})
+}
+
+func (a *assembler) skip(from int, to string) (uint32, error) {
+	if to == "" {
+		return 0, nil
+	}
+	at, ok := a.labels[to]
+	if !ok {
+		return 0, fmt.Errorf("synwatch: filter label %q undefined", to)
+	}
+	if at <= from {
+		return 0, fmt.Errorf("synwatch: filter label %q jumps backwards", to)
+	}
+	return uint32(at - from - 1), nil
+}
+
+func (a *assembler) resolve() ([]bpf.Instruction, error) {
+	for _, f := range a.fixups {
+		t, err := a.skip(f.at, f.onTrue)
+		if err != nil {
+			return nil, err
+		}
+		if f.always {
+			a.ins[f.at] = bpf.Jump{Skip: t}
+			continue
+		}
+		e, err := a.skip(f.at, f.els)
+		if err != nil {
+			return nil, err
+		}
+		if t > math.MaxUint8 || e > math.MaxUint8 {
+			return nil, fmt.Errorf("synwatch: filter jump at %d too long", f.at)
+		}
+		j := a.ins[f.at].(bpf.JumpIf)
+		j.SkipTrue, j.SkipFalse = uint8(t), uint8(e)
+		a.ins[f.at] = j
+	}
+	return a.ins, nil
+}

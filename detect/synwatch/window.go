@@ -1,0 +1,127 @@
+package synwatch
+
+import (
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/egressguard/egressguard/detect"
+)
+
+// Bounds of what a window holds, whatever the packet rate.
+const (
+	topCapacity   = 64 // Space-Saving entries for ports and for sources
+	sampleDstsCap = 8  // reservoir of sample destinations
+)
+
+// window accumulates sampled observations, each weighted by the 1-in-N
+// sampling rate it was captured under, for one interval.
+type window struct {
+	synOut, synAckIn, rstOut, udpOut, udpIn uint64
+
+	outSampled, outWeight uint64 // SYN+UDP out: sampled packets and their total weight
+	dsts                  hyperLogLog
+	ports                 *topK[uint16]
+	sources               *topK[netip.Addr]
+	macs                  map[netip.Addr][6]byte
+	sampleDsts            []netip.AddrPort
+	rng                   *rand.Rand
+
+	// Kernel ring statistics: packets that passed the filter and those of
+	// them the ring had no room for (compensated in counts).
+	kernelPassed, kernelDropped uint64
+}
+
+func newWindow(seed uint64) *window {
+	return &window{
+		ports:      newTopK[uint16](topCapacity),
+		sources:    newTopK[netip.Addr](topCapacity),
+		macs:       make(map[netip.Addr][6]byte, topCapacity),
+		sampleDsts: make([]netip.AddrPort, 0, sampleDstsCap),
+		rng:        rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)),
+	}
+}
+
+func (w *window) add(o observation, weight uint64) {
+	switch o.kind {
+	case kindSynAckIn:
+		w.synAckIn += weight
+		return
+	case kindUDPIn:
+		w.udpIn += weight
+		return
+	case kindRstOut:
+		w.rstOut += weight
+		return
+	case kindSynOut:
+		w.synOut += weight
+	case kindUDPOut:
+		w.udpOut += weight
+	default:
+		return
+	}
+	w.outSampled++
+	w.outWeight += weight
+	w.dsts.add(o.dst)
+	w.ports.add(o.dport, weight)
+	if gone, ok := w.sources.add(o.src, weight); ok {
+		delete(w.macs, gone)
+	}
+	if o.hasSrcMAC {
+		w.macs[o.src] = o.srcMAC
+	}
+	// Reservoir sampling keeps each outbound destination with equal chance.
+	ap := netip.AddrPortFrom(o.dst, o.dport)
+	if len(w.sampleDsts) < sampleDstsCap {
+		w.sampleDsts = append(w.sampleDsts, ap)
+	} else if j := w.rng.Uint64N(w.outSampled); j < sampleDstsCap {
+		w.sampleDsts[j] = ap
+	}
+}
+
+// counts returns the window's estimates with at most topN ports and sources.
+func (w *window) counts(topN int) detect.Counts {
+	scale := func(v uint64) uint64 { return v }
+	if w.kernelDropped > 0 && w.kernelDropped < w.kernelPassed {
+		f := float64(w.kernelPassed) / float64(w.kernelPassed-w.kernelDropped)
+		scale = func(v uint64) uint64 { return uint64(math.Round(float64(v) * f)) }
+	}
+	c := detect.Counts{
+		SynOut:       scale(w.synOut),
+		SynAckIn:     scale(w.synAckIn),
+		RstOut:       scale(w.rstOut),
+		UDPOut:       scale(w.udpOut),
+		UDPIn:        scale(w.udpIn),
+		Destinations: uint64(math.Round(estimateDistinct(w.dsts.estimate(), w.outSampled, w.outWeight))),
+		DstPorts:     w.ports.top(topN),
+		Sources:      w.sources.top(topN),
+		SourceMACs:   map[netip.Addr]net.HardwareAddr{},
+		SampleDsts:   slices.Clone(w.sampleDsts),
+	}
+	if w.outSampled == 0 {
+		c.Destinations = 0
+	}
+	for p, v := range c.DstPorts {
+		c.DstPorts[p] = scale(v)
+	}
+	for a, v := range c.Sources {
+		c.Sources[a] = scale(v)
+		if mac, ok := w.macs[a]; ok {
+			c.SourceMACs[a] = net.HardwareAddr(mac[:])
+		}
+	}
+	return c
+}
+
+func (w *window) reset() {
+	w.synOut, w.synAckIn, w.rstOut, w.udpOut, w.udpIn = 0, 0, 0, 0, 0
+	w.outSampled, w.outWeight = 0, 0
+	w.kernelPassed, w.kernelDropped = 0, 0
+	w.dsts.reset()
+	w.ports.reset()
+	w.sources.reset()
+	clear(w.macs)
+	w.sampleDsts = w.sampleDsts[:0]
+}
