@@ -1,0 +1,457 @@
+package policy
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// budgetWindow is the sliding window of Config.MaxActionsPerHour.
+const budgetWindow = time.Hour
+
+// Engine holds the mitigations, the detector's episodes and the action
+// budget, and decides. It is not safe for concurrent use: the agent calls it
+// from one goroutine.
+type Engine struct {
+	cfg      Config
+	mits     map[string]*mitigation // by interface
+	episodes map[string]*episode    // by interface
+	actions  []time.Time            // throttles and updates inside the budget window
+}
+
+// episode is the detector's view of one interface's flood, from its first
+// flood interval to exit_after clean intervals later.
+type episode struct {
+	flooding bool
+	clean    int     // consecutive clean intervals
+	refused  Refusal // the last refusal reported in this episode
+	// suppressed is set when an operator released the detector's
+	// mitigation: the detector stays out until the episode ends.
+	suppressed bool
+}
+
+// New returns an Engine with no mitigations, or the error of cfg.Validate.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Ports = sortPorts(cfg.Ports)
+	cfg.WhitelistPorts = sortPorts(cfg.WhitelistPorts)
+	cfg.WhitelistCIDRs = sortPrefixes(cfg.WhitelistCIDRs)
+	return &Engine{cfg: cfg, mits: map[string]*mitigation{}, episodes: map[string]*episode{}}, nil
+}
+
+// Mitigations returns the mitigations in force, sorted by interface, for the
+// state file and status.
+func (e *Engine) Mitigations() []Mitigation {
+	out := make([]Mitigation, 0, len(e.mits))
+	for _, iface := range slices.Sorted(maps.Keys(e.mits)) {
+		out = append(out, e.mits[iface].view())
+	}
+	return out
+}
+
+// Adopt takes over mitigations found at start (the state file, reconciled
+// with the kernel), all or none. Each owner gets a claim on the whole
+// mitigation expiring at its Expires, since per-owner detail is not stored;
+// an empty Ports means Config.Ports. An adopted mitigation whose Since lies in
+// the last hour counts against the action budget, so a restart loop cannot
+// exceed it. An owner "detector" resumes its flood episode: the mitigation is
+// released after exit_after clean intervals or at expiry.
+func (e *Engine) Adopt(ms []Mitigation) error {
+	seen := map[string]bool{}
+	for i, m := range ms {
+		switch {
+		case m.Interface == "":
+			return fmt.Errorf("policy: adopt mitigations[%d].interface %q: want an interface name", i, m.Interface)
+		case seen[m.Interface] || e.mits[m.Interface] != nil:
+			return fmt.Errorf("policy: adopt mitigations[%d].interface %q: the interface already has a mitigation", i, m.Interface)
+		case len(m.Owners) == 0:
+			return fmt.Errorf("policy: adopt mitigations[%d].owners []: want at least one owner", i)
+		case m.Scope != ScopeSource && m.Scope != ScopeNode:
+			return fmt.Errorf("policy: adopt mitigations[%d].scope %q: want source or node", i, m.Scope)
+		case m.Scope == ScopeSource && len(m.Sources) == 0:
+			return fmt.Errorf("policy: adopt mitigations[%d].sources []: scope source needs sources", i)
+		}
+		for _, p := range m.Sources {
+			if !p.IsValid() {
+				return fmt.Errorf("policy: adopt mitigations[%d].sources %q: want a CIDR", i, p)
+			}
+		}
+		seen[m.Interface] = true
+	}
+	for _, m := range ms {
+		ports := m.Ports
+		if len(ports) == 0 {
+			ports = e.cfg.Ports
+		}
+		n := &mitigation{iface: m.Interface, since: m.Since}
+		for _, owner := range slices.Compact(slices.Clone(m.Owners)) {
+			n.claims = append(n.claims, claim{
+				owner:   owner,
+				reason:  adoptedReason(owner, m.Reason),
+				scope:   m.Scope,
+				sources: sortPrefixes(m.Sources),
+				ports:   sortPorts(ports),
+				expires: m.Expires,
+			})
+			if owner == OwnerDetector {
+				e.episode(m.Interface).flooding = true
+			}
+		}
+		e.mits[m.Interface] = n
+		e.actions = append(e.actions, m.Since)
+	}
+	slices.SortFunc(e.actions, func(a, b time.Time) int { return a.Compare(b) })
+	return nil
+}
+
+// adoptedReason guesses an adopted owner's reason: the state file keeps one
+// reason per mitigation.
+func adoptedReason(owner string, r Reason) Reason {
+	switch {
+	case owner == OwnerDetector:
+		return ReasonDetector
+	case r == ReasonWebhook || r == ReasonManual:
+		return r
+	case owner == string(ReasonManual):
+		return ReasonManual
+	default:
+		return ReasonWebhook
+	}
+}
+
+// Step runs Expire and then takes one interval's observations, at most one
+// per interface, in order.
+//
+// For each interface the detector runs an episode: it starts at the first
+// flood interval and ends after Config.ExitAfter consecutive non-flood
+// intervals (a shorter clean blip changes nothing), which releases the
+// detector's claim only; webhook and manual owners keep theirs. While the
+// flood lasts, the detector's claim is renewed to now+TTL every interval
+// (never beyond Since+MaxTTL), and its sources only grow, so a top-talker
+// list that reorders or shrinks does not cause updates; a new source causes
+// one update, or a switch to node scope when ScopeAuto passes MaxSources.
+//
+// Sources inside Config.WhitelistCIDRs are dropped. If every source the
+// detector names is whitelisted, the interval is refused "whitelist" rather
+// than throttling the node: the node scope would throttle the tenants while
+// the whitelisted flooder, matched first by the shaper's whitelist filter,
+// went on at full speed. With no sources named at all, ScopeAuto throttles
+// the node and ScopeSource refuses "no_sources".
+//
+// A refusal (observe, paused, budget, whitelist, no_sources) is reported once
+// per episode and reason, not every interval; the detector tries again every
+// flood interval, so a throttle refused for budget happens as soon as the
+// hour slides. When a mitigation reaches MaxTTL it is released with an alert
+// (see Expire); if the flood still goes on, the next flood observation,
+// possibly in the same Step, throttles afresh — a new mitigation with the
+// current sources, counted against the budget and refused if it is spent.
+func (e *Engine) Step(now time.Time, obs []Observation) []Decision {
+	ds := e.Expire(now)
+	for _, o := range obs {
+		ds = append(ds, e.observe(now, o)...)
+	}
+	return ds
+}
+
+func (e *Engine) episode(iface string) *episode {
+	ep := e.episodes[iface]
+	if ep == nil {
+		ep = &episode{}
+		e.episodes[iface] = ep
+	}
+	return ep
+}
+
+func (e *Engine) observe(now time.Time, o Observation) []Decision {
+	ep := e.episode(o.Interface)
+	if o.State != StateFlood {
+		if !ep.flooding {
+			return nil
+		}
+		ep.clean++
+		if ep.clean < e.cfg.ExitAfter {
+			return nil
+		}
+		*ep = episode{}
+		return e.drop(o.Interface, func(c claim) bool { return c.owner == OwnerDetector }, OwnerDetector, CauseExitAfter)
+	}
+	if !ep.flooding {
+		*ep = episode{flooding: true}
+	}
+	ep.clean = 0
+	if ep.suppressed {
+		return nil
+	}
+	var held *claim
+	if m := e.mits[o.Interface]; m != nil {
+		if c, ok := m.claim(OwnerDetector); ok {
+			held = &c
+		}
+	}
+	c, d := e.detectorClaim(o, held)
+	if d.Action != ActionRefuse {
+		d = e.apply(now, o.Interface, c, e.cfg.TTL)
+	}
+	switch {
+	case d.Action == ActionRefuse:
+		if d.RefusedBecause == ep.refused {
+			return nil
+		}
+		ep.refused = d.RefusedBecause
+	case d.Action == ActionKeep && held != nil:
+		// A renewal: nothing to report every interval.
+		ep.refused = ""
+		return nil
+	default:
+		ep.refused = ""
+	}
+	return []Decision{d}
+}
+
+// detectorClaim builds the detector's claim from an observation and the claim
+// it already holds, or the refusal when it cannot claim anything.
+func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
+	c := claim{owner: OwnerDetector, reason: ReasonDetector, ports: e.cfg.Ports}
+	var named, whitelisted []netip.Prefix
+	for _, a := range o.Sources {
+		if !a.IsValid() {
+			continue
+		}
+		a = a.Unmap()
+		p := netip.PrefixFrom(a, a.BitLen())
+		if _, ok := e.cfg.cidrWhitelisted(p); ok {
+			whitelisted = append(whitelisted, p)
+		} else if !slices.Contains(named, p) {
+			named = append(named, p)
+		}
+	}
+	refuse := func(r Refusal, detail string) (claim, Decision) {
+		return c, e.refuse(o.Interface, claim{owner: OwnerDetector, reason: ReasonDetector, scope: ScopeNode, ports: c.ports}, r, detail)
+	}
+	if held == nil && len(named) == 0 && len(whitelisted) > 0 {
+		return refuse(RefusedWhitelist, fmt.Sprintf("every top source (%v) is whitelisted; throttling the node would not slow them", whitelisted))
+	}
+	if e.cfg.Scope == ScopeNode || (held != nil && held.scope == ScopeNode) {
+		c.scope = ScopeNode
+		return c, Decision{}
+	}
+	if held != nil {
+		// Held sources come first so that a cap keeps what is installed.
+		named = append(slices.Clone(held.sources), slices.DeleteFunc(named, func(p netip.Prefix) bool {
+			return slices.Contains(held.sources, p)
+		})...)
+	}
+	switch {
+	case e.cfg.Scope == ScopeSource && len(named) == 0:
+		return refuse(RefusedNoSources, "throttle.scope is source but the detector named no source")
+	case e.cfg.Scope == ScopeSource && len(named) > e.cfg.MaxSources:
+		named = named[:e.cfg.MaxSources]
+	case e.cfg.Scope == ScopeAuto && (len(named) == 0 || len(named) > e.cfg.MaxSources):
+		c.scope = ScopeNode
+		return c, Decision{}
+	}
+	c.scope = ScopeSource
+	c.sources = sortPrefixes(named)
+	return c, Decision{}
+}
+
+// Throttle takes a webhook or manual request. It returns an error, and
+// changes nothing, when the request is malformed; otherwise a Decision:
+// throttle (new mitigation), update (the request widens the one in force),
+// keep (the request is already covered: its owner and expiry are recorded),
+// or refuse. Refusals, in order of precedence: whitelist (a source overlaps
+// whitelist.cidrs or a port is 22 or in whitelist.ports), max_ttl (TTL above
+// throttle.max_ttl), observe, paused, budget. Manual requests count against
+// the action budget but are never refused for it: the budget guards against
+// runaway automation, and an operator at the keyboard is the control it
+// stands in for. A repeated request with the same ID replaces that owner's
+// claim, so webhook redelivery is idempotent.
+func (e *Engine) Throttle(now time.Time, r Request) (Decision, error) {
+	if err := r.validate(); err != nil {
+		return Decision{}, err
+	}
+	c := claim{owner: r.ID, reason: r.Reason, scope: ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports)}
+	if c.sources != nil {
+		c.scope = ScopeSource
+	}
+	if c.ports == nil {
+		c.ports = e.cfg.Ports
+	}
+	for _, p := range c.sources {
+		if w, ok := e.cfg.cidrWhitelisted(p); ok {
+			return e.refuse(r.Interface, c, RefusedWhitelist, fmt.Sprintf("source %s overlaps whitelisted %s", p, w)), nil
+		}
+	}
+	for _, p := range c.ports {
+		if e.cfg.portWhitelisted(p) {
+			return e.refuse(r.Interface, c, RefusedWhitelist, fmt.Sprintf("port %d is whitelisted", p)), nil
+		}
+	}
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = e.cfg.TTL
+	}
+	if ttl > e.cfg.MaxTTL {
+		return e.refuse(r.Interface, c, RefusedMaxTTL, fmt.Sprintf("ttl %s exceeds throttle.max_ttl %s", ttl, e.cfg.MaxTTL)), nil
+	}
+	return e.apply(now, r.Interface, c, ttl), nil
+}
+
+func (r Request) validate() error {
+	switch {
+	case r.ID == "":
+		return fmt.Errorf("policy: request.id %q: want a webhook fingerprint or \"manual\"", r.ID)
+	case r.ID == OwnerDetector:
+		return fmt.Errorf("policy: request.id %q: reserved for the detector", r.ID)
+	case r.Reason != ReasonWebhook && r.Reason != ReasonManual:
+		return fmt.Errorf("policy: request.reason %q: want webhook or manual", r.Reason)
+	case r.Interface == "":
+		return fmt.Errorf("policy: request.interface %q: want an interface name", r.Interface)
+	case r.TTL < 0:
+		return fmt.Errorf("policy: request.ttl %s: want a positive duration, or 0 for throttle.ttl", r.TTL)
+	}
+	for _, p := range r.Sources {
+		if !p.IsValid() {
+			return fmt.Errorf("policy: request.sources %q: want a CIDR like 192.0.2.7/32", p)
+		}
+	}
+	for _, p := range r.Ports {
+		if p == 0 {
+			return fmt.Errorf("policy: request.ports 0: want a port from 1 to 65535")
+		}
+	}
+	return nil
+}
+
+// apply puts claim c, lasting ttl, on iface: a new mitigation, a wider one,
+// or the same one with new owners or expiry. Observe mode, the pause and the
+// budget may refuse it; a claim refused for pause or budget still renews the
+// owner's existing claim, so a mitigation in force does not lapse while a
+// flood goes on.
+func (e *Engine) apply(now time.Time, iface string, c claim, ttl time.Duration) Decision {
+	if e.cfg.Mode == ModeObserve {
+		return e.refuse(iface, c, RefusedObserve, "mode is observe")
+	}
+	old := e.mits[iface]
+	var next *mitigation
+	action := ActionThrottle
+	if old == nil {
+		next = &mitigation{iface: iface, since: now, claims: []claim{c}}
+	} else {
+		next = old.with(c)
+		action = ActionKeep
+		if !sameSpec(old.view(), next.view()) {
+			action = ActionUpdate
+		}
+	}
+	until := now.Add(ttl)
+	if capAt := next.since.Add(e.cfg.MaxTTL); capAt.Before(until) {
+		until = capAt
+	}
+	if action != ActionKeep {
+		refusal, detail := e.mayAct(now, c.reason)
+		if refusal != "" {
+			if old != nil {
+				for i := range old.claims {
+					if old.claims[i].owner == c.owner {
+						old.claims[i].expires = until
+					}
+				}
+			}
+			return e.refuse(iface, c, refusal, detail)
+		}
+		e.actions = append(e.actions, now)
+	}
+	c.expires = until
+	next = next.with(c)
+	e.mits[iface] = next
+	v := next.view()
+	d := decision(action, v, c.reason, c.owner)
+	switch {
+	case action == ActionThrottle:
+		d.Detail = fmt.Sprintf("throttle %s scope %s until %s", iface, v.Scope, until.Format(time.RFC3339))
+	case action == ActionUpdate:
+		d.Detail = fmt.Sprintf("widen %s to scope %s for %s", iface, v.Scope, c.owner)
+	default:
+		d.Detail = fmt.Sprintf("%s already throttled as %s asks; claim recorded until %s", iface, c.owner, until.Format(time.RFC3339))
+	}
+	return d
+}
+
+// mayAct returns why a new throttle or update may not happen now, if it may not.
+func (e *Engine) mayAct(now time.Time, r Reason) (Refusal, string) {
+	if e.cfg.paused() {
+		return RefusedPaused, "the pause file exists"
+	}
+	cut := now.Add(-budgetWindow)
+	e.actions = slices.DeleteFunc(e.actions, func(t time.Time) bool { return !t.After(cut) })
+	if r != ReasonManual && len(e.actions) >= e.cfg.MaxActionsPerHour {
+		return RefusedBudget, fmt.Sprintf("%d actions in the last hour, throttle.max_actions_per_hour is %d", len(e.actions), e.cfg.MaxActionsPerHour)
+	}
+	return "", ""
+}
+
+// refuse reports that claim c on iface was refused.
+func (e *Engine) refuse(iface string, c claim, r Refusal, detail string) Decision {
+	d := Decision{
+		Action:         ActionRefuse,
+		Interface:      iface,
+		Scope:          c.scope,
+		Sources:        slices.Clone(c.sources),
+		Ports:          slices.Clone(c.ports),
+		Reason:         c.reason,
+		Owner:          c.owner,
+		RefusedBecause: r,
+		Detail:         detail,
+	}
+	if m := e.mits[iface]; m != nil {
+		d.Mitigation = m.view()
+	}
+	return d
+}
+
+// decision describes action on mitigation v.
+func decision(action Action, v Mitigation, r Reason, owner string) Decision {
+	return Decision{
+		Action:     action,
+		Interface:  v.Interface,
+		Scope:      v.Scope,
+		Sources:    slices.Clone(v.Sources),
+		Ports:      slices.Clone(v.Ports),
+		Reason:     r,
+		Owner:      owner,
+		Mitigation: v,
+	}
+}
+
+// Release drops owner id's claims: on interface iface, or on every interface
+// when iface is empty. An empty id drops every owner (the operator's
+// unthrottle). A mitigation left without owners is released; one whose
+// remaining owners ask for less is updated (narrowed); otherwise the change
+// is a keep. Releases and narrowing updates happen in every mode, paused or
+// not, and never count against the budget: they only ever throttle less.
+// When the detector's claim is dropped here (id empty or "detector"), the
+// detector stays out until its current flood episode ends, so an operator's
+// unthrottle is not undone on the next interval. Releasing an unknown owner
+// is a no-op. The time is unused (a release takes effect at once); it is
+// taken for symmetry with the other calls.
+func (e *Engine) Release(_ time.Time, id, iface string) []Decision {
+	ifaces := []string{iface}
+	if iface == "" {
+		ifaces = slices.Sorted(maps.Keys(e.mits))
+	}
+	var ds []Decision
+	for _, name := range ifaces {
+		if id == "" || id == OwnerDetector {
+			if ep := e.episodes[name]; ep != nil && ep.flooding {
+				ep.suppressed = true
+			}
+		}
+		ds = append(ds, e.drop(name, func(c claim) bool { return id == "" || c.owner == id }, id, CauseReleased)...)
+	}
+	return ds
+}

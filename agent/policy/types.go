@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"net/netip"
+	"time"
+)
+
+// State is the detector's verdict on one interface for one interval.
+type State string
+
+// Detector states. Anything but StateFlood counts as a clean interval.
+const (
+	StateClean     State = "clean"
+	StateAttention State = "attention"
+	StateFlood     State = "flood"
+)
+
+// Observation is the detector's verdict on one watched interface for one
+// interval, after its enter_after hysteresis.
+type Observation struct {
+	Interface string
+	State     State
+	// Sources are the top offending source addresses, most first.
+	Sources []netip.Addr
+}
+
+// Reason says who asked for a mitigation.
+type Reason string
+
+// Reasons, as reported in status and metrics.
+const (
+	ReasonDetector Reason = "detector"
+	ReasonWebhook  Reason = "webhook"
+	ReasonManual   Reason = "manual"
+)
+
+// OwnerDetector is the owner ID of the detector's claims; requests may not use it.
+const OwnerDetector = "detector"
+
+// Request asks for a throttle on behalf of the webhook or an operator.
+type Request struct {
+	// ID identifies the owner: an Alertmanager fingerprint, "manual". A
+	// repeated request with the same ID replaces that owner's claim.
+	ID        string
+	Reason    Reason // ReasonWebhook or ReasonManual
+	Interface string
+	// Sources to throttle; empty means the whole node.
+	Sources []netip.Prefix
+	// Ports to throttle; empty means Config.Ports.
+	Ports []uint16
+	// TTL of the claim; 0 means Config.TTL. Above Config.MaxTTL is refused.
+	TTL time.Duration
+}
+
+// Mitigation is the throttle in force on one interface: the union of its
+// owners' claims.
+type Mitigation struct {
+	Interface string         `json:"interface"`
+	Scope     Scope          `json:"scope"`             // ScopeSource or ScopeNode
+	Sources   []netip.Prefix `json:"sources,omitempty"` // sorted; empty for ScopeNode
+	Ports     []uint16       `json:"ports"`             // sorted
+	// Reason is the reason of the longest-standing owner.
+	Reason Reason `json:"reason"`
+	// Owners are the owner IDs in the order they joined.
+	Owners  []string  `json:"owners"`
+	Since   time.Time `json:"since"`
+	Expires time.Time `json:"expires"` // the latest claim expiry
+}
+
+// Action is what a Decision asks the agent to do.
+type Action string
+
+// Actions. Only throttle, update and release change the kernel.
+const (
+	// ActionThrottle installs a new mitigation.
+	ActionThrottle Action = "throttle"
+	// ActionUpdate changes an installed mitigation's scope, sources or ports.
+	ActionUpdate Action = "update"
+	// ActionKeep records a change of owners or expiry that leaves the kernel as it is.
+	ActionKeep Action = "keep"
+	// ActionRelease removes a mitigation.
+	ActionRelease Action = "release"
+	// ActionRefuse reports a throttle or update that was not done; the agent
+	// logs it, counts it and alerts.
+	ActionRefuse Action = "refuse"
+	// ActionAlert reports an event that needs a human though nothing was refused.
+	ActionAlert Action = "alert"
+)
+
+// Refusal says why an action was refused.
+type Refusal string
+
+// Refusals.
+const (
+	RefusedObserve   Refusal = "observe"    // mode is observe
+	RefusedBudget    Refusal = "budget"     // max_actions_per_hour spent
+	RefusedPaused    Refusal = "paused"     // the pause file exists
+	RefusedWhitelist Refusal = "whitelist"  // a whitelisted port or CIDR would be throttled
+	RefusedMaxTTL    Refusal = "max_ttl"    // the request's TTL exceeds max_ttl
+	RefusedNoSources Refusal = "no_sources" // scope source but no throttleable source named
+)
+
+// Cause says why a release, keep or alert happened.
+type Cause string
+
+// Causes.
+const (
+	CauseExitAfter Cause = "exit_after" // the detector saw exit_after clean intervals
+	CauseReleased  Cause = "released"   // an owner asked for release
+	CauseTTL       Cause = "ttl"        // a claim's TTL ran out
+	CauseMaxTTL    Cause = "max_ttl"    // the mitigation reached max_ttl
+)
+
+// Decision is one thing the agent must do or report. For throttle, update
+// and keep, Mitigation is the mitigation now in force; for release and alert,
+// the one removed; for refuse, the one in force, if any, while Scope, Sources
+// and Ports say what was refused.
+type Decision struct {
+	Action    Action
+	Interface string
+	Scope     Scope
+	Sources   []netip.Prefix
+	Ports     []uint16
+	// Reason and Owner name who led to the decision; Owner is empty when a
+	// whole mitigation expired.
+	Reason         Reason
+	Owner          string
+	RefusedBecause Refusal // set for ActionRefuse
+	Cause          Cause   // set for release, keep (when an owner left) and alert
+	Detail         string  // one human-readable sentence
+	Mitigation     Mitigation
+}
