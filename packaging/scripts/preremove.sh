@@ -17,8 +17,8 @@ if command -v systemctl >/dev/null 2>&1; then
 	# Drops the admin's enablement links, which would dangle without the unit.
 	systemctl --no-reload disable egressguard.service >/dev/null 2>&1 || true
 fi
-if [ -x /usr/bin/egressguard ]; then
-	/usr/bin/egressguard unthrottle --all ||
+if command -v egressguard >/dev/null 2>&1; then
+	egressguard unthrottle --all ||
 		echo "egressguard: unthrottle --all failed; check 'tc qdisc show'" >&2
 fi
 exit 0
