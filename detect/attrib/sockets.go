@@ -137,7 +137,8 @@ func eachLine(r io.Reader, fn func(n int, fields []string) error) error {
 
 // SocketHolders lists the processes holding raw or packet sockets, read from
 // the proc file system at procRoot ("/proc"). The socket tables are those of
-// the reader's network namespace; processes must be readable (root) for
+// the network namespace of the reading process's main thread (/proc/net
+// follows it); processes must be readable (root) for
 // their file descriptors to be seen. Processes that exit during the walk are
 // skipped. The result is sorted by pid and includes the caller itself if it
 // holds such sockets (a capture does).
