@@ -1,0 +1,138 @@
+package shaper
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Scope says which sources a Plan throttles.
+type Scope string
+
+const (
+	// ScopeNode throttles the ports for every source on the interface.
+	ScopeNode Scope = "node"
+	// ScopeSource throttles the ports only for Spec.Sources.
+	ScopeSource Scope = "source"
+)
+
+// SSHPort is always whitelisted in both directions and can never be throttled.
+const SSHPort uint16 = 22
+
+// Spec says what to throttle on one interface.
+type Spec struct {
+	Interface      string
+	Rate           uint64         // bits/s of the throttled class (rate = ceil)
+	LinkRate       uint64         // bits/s for the parent and "other" classes; 0 = unknown → 100gbit
+	Ports          []uint16       // throttled destination ports (e.g. 80, 443)
+	Protocols      []string       // "tcp", "udp"
+	Sources        []netip.Prefix // non-empty → scope source (match src as well), else node
+	WhitelistPorts []uint16       // SSH 22 is always added by NewPlan; e.g. 51820
+	WhitelistCIDRs []netip.Prefix // as source or destination → class "other"
+}
+
+// Scope is ScopeSource when the Spec names sources, else ScopeNode.
+func (s Spec) Scope() Scope {
+	if len(s.Sources) > 0 {
+		return ScopeSource
+	}
+	return ScopeNode
+}
+
+// Validate rejects a Spec that cannot be installed or that would throttle
+// SSH, a whitelisted port or a whitelisted CIDR; the error names the field
+// and the value.
+func (s Spec) Validate() error {
+	if err := validInterface(s.Interface); err != nil {
+		return err
+	}
+	if s.Rate == 0 {
+		return fmt.Errorf("shaper: rate %d: want a rate above 0 bit/s", s.Rate)
+	}
+	if s.LinkRate != 0 && s.Rate > s.LinkRate {
+		return fmt.Errorf("shaper: rate %d: above link_rate %d bit/s", s.Rate, s.LinkRate)
+	}
+	if len(s.Ports) == 0 {
+		return fmt.Errorf("shaper: ports []: want at least one port to throttle")
+	}
+	for i, p := range s.Ports {
+		switch {
+		case p == 0:
+			return fmt.Errorf("shaper: ports[%d] 0: want a port in 1-65535", i)
+		case p == SSHPort:
+			return fmt.Errorf("shaper: ports[%d] %d: SSH is always whitelisted and cannot be throttled", i, p)
+		case slices.Contains(s.WhitelistPorts, p):
+			return fmt.Errorf("shaper: ports[%d] %d: the port is whitelisted (whitelist_ports) and cannot be throttled", i, p)
+		case slices.Contains(s.Ports[:i], p):
+			return fmt.Errorf("shaper: ports[%d] %d: duplicate port", i, p)
+		}
+	}
+	for i, p := range s.WhitelistPorts {
+		if p == 0 {
+			return fmt.Errorf("shaper: whitelist_ports[%d] 0: want a port in 1-65535", i)
+		}
+	}
+	if len(s.Protocols) == 0 {
+		return fmt.Errorf("shaper: protocols []: want tcp, udp or both")
+	}
+	for i, p := range s.Protocols {
+		if _, ok := ipProtocol(p); !ok {
+			return fmt.Errorf("shaper: protocols[%d] %q: want tcp or udp", i, p)
+		}
+		if slices.Contains(s.Protocols[:i], p) {
+			return fmt.Errorf("shaper: protocols[%d] %q: duplicate protocol", i, p)
+		}
+	}
+	for i, c := range s.WhitelistCIDRs {
+		if err := validPrefix("whitelist_cidrs", i, c); err != nil {
+			return err
+		}
+	}
+	for i, src := range s.Sources {
+		if err := validPrefix("sources", i, src); err != nil {
+			return err
+		}
+		for _, w := range s.WhitelistCIDRs {
+			if src.Overlaps(w) {
+				return fmt.Errorf("shaper: sources[%d] %s: overlaps whitelist_cidrs %s and cannot be throttled", i, src, w)
+			}
+		}
+	}
+	return nil
+}
+
+func validInterface(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("shaper: interface %q: want an interface name", name)
+	case len(name) > 15:
+		return fmt.Errorf("shaper: interface %q: longer than 15 bytes", name)
+	case strings.ContainsAny(name, "/: \t\n") || name == "." || name == "..":
+		return fmt.Errorf("shaper: interface %q: not a valid interface name", name)
+	}
+	return nil
+}
+
+func validPrefix(field string, i int, p netip.Prefix) error {
+	switch {
+	case !p.IsValid():
+		return fmt.Errorf("shaper: %s[%d] %s: not a valid CIDR", field, i, p)
+	case p.Addr().Is4In6():
+		return fmt.Errorf("shaper: %s[%d] %s: write IPv4-mapped addresses as IPv4", field, i, p)
+	case p.Bits() == 0:
+		return fmt.Errorf("shaper: %s[%d] %s: a /0 prefix matches everything", field, i, p)
+	}
+	return nil
+}
+
+// ipProtocol maps a protocol a Spec may name to its IP protocol number.
+func ipProtocol(name string) (uint8, bool) {
+	switch name {
+	case "tcp":
+		return 6, true
+	case "udp":
+		return 17, true
+	}
+	return 0, false
+}
