@@ -115,31 +115,63 @@ func (t *topK[K]) top(n int) map[K]uint64 {
 func (t *topK[K]) reset() { clear(t.counts) }
 
 // estimateDistinct scales the number of distinct destinations seen among
-// sampled packets (seen, from the sketch) up to the population, given that
-// sampled packets were kept out of weight offered ones (probability
-// p = sampled/weight). It assumes every destination received m packets and
-// solves seen/sampled = (1-(1-p)^m)/(m·p) for m by bisection, then returns
-// seen/(1-(1-p)^m): seen/p when each destination got one packet (a scan or
-// random-destination flood), ≈ seen when each got many.
+// sampled packets up to all packets, given that sampled packets were kept out
+// of weight offered ones. It assumes packets pick their destinations at
+// random from a set of S addresses (a scan, a random-destination flood, a
+// crawler; or a few hosts when seen is small): the sample then holds
+// S(1-e^(-sampled/S)) distinct ones, solved for S by bisection, and all
+// packets hold S(1-e^(-weight/S)). Without sampling it returns seen.
 func estimateDistinct(seen float64, sampled, weight uint64) float64 {
-	if sampled == 0 || weight <= sampled {
+	if sampled == 0 || weight <= sampled || seen <= 0 {
 		return seen
 	}
-	p := float64(sampled) / float64(weight)
-	r := seen / float64(sampled)
-	caught := func(m float64) float64 { return 1 - math.Pow(1-p, m) }
-	m := 1.0
-	if r < 1 {
-		lo, hi := 1.0, float64(weight)
-		for range 60 {
-			mid := (lo + hi) / 2
-			if caught(mid)/(mid*p) > r {
-				lo = mid
-			} else {
-				hi = mid
-			}
-		}
-		m = (lo + hi) / 2
+	k, n := float64(sampled), float64(weight)
+	occupied := func(space, draws float64) float64 { return space * -math.Expm1(-draws/space) }
+	if seen >= occupied(n*n, k) {
+		return n // no repeat among the samples: as many destinations as packets
 	}
-	return min(max(seen/caught(m), seen), float64(weight))
+	lo, hi := seen, n*n
+	for range 100 {
+		mid := math.Sqrt(lo * hi)
+		if occupied(mid, k) < seen {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return min(max(occupied(math.Sqrt(lo*hi), n), seen), n)
+}
+
+// distinctSetCap bounds the exact set of sampled destinations (≈ 3 MiB);
+// past it the HyperLogLog's estimate is used.
+const distinctSetCap = 1 << 16
+
+// distinctSet counts distinct addresses exactly up to distinctSetCap and by
+// HyperLogLog (±1.6%) beyond: the fan-out estimator divides small
+// differences, so exact counts matter at the usual sampled rates.
+type distinctSet struct {
+	exact map[netip.Addr]struct{}
+	hll   hyperLogLog
+}
+
+func (d *distinctSet) add(a netip.Addr) {
+	d.hll.add(a)
+	if d.exact == nil {
+		d.exact = make(map[netip.Addr]struct{}, 1024)
+	}
+	if len(d.exact) < distinctSetCap {
+		d.exact[a] = struct{}{}
+	}
+}
+
+func (d *distinctSet) count() float64 {
+	if len(d.exact) < distinctSetCap {
+		return float64(len(d.exact))
+	}
+	return d.hll.estimate()
+}
+
+func (d *distinctSet) reset() {
+	clear(d.exact)
+	d.hll.reset()
 }

@@ -61,7 +61,8 @@ type Packet struct {
 // Stats describe the capture since Open.
 type Stats struct {
 	SampleEvery uint32 // current 1-in-N kernel sampling divisor
-	Sampled     uint64 // frames user space decoded
+	Passed      uint64 // frames that passed the kernel filter, as of the last Collect
+	Sampled     uint64 // frames user space decoded and counted
 	Dropped     uint64 // frames that passed the filter but found the ring full
 }
 
@@ -284,6 +285,7 @@ func (w *Watcher) Collect() detect.Counts {
 	defer w.mu.Unlock()
 	w.win.kernelPassed += passed
 	w.win.kernelDropped += dropped
+	w.stats.Passed += passed
 	w.stats.Dropped += dropped
 	c := w.win.counts(w.opts.TopN)
 	w.win.reset()

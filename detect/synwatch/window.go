@@ -22,7 +22,7 @@ type window struct {
 	synOut, synAckIn, rstOut, udpOut, udpIn uint64
 
 	outSampled, outWeight uint64 // SYN+UDP out: sampled packets and their total weight
-	dsts                  hyperLogLog
+	dsts                  distinctSet
 	ports                 *topK[uint16]
 	sources               *topK[netip.Addr]
 	macs                  map[netip.Addr][6]byte
@@ -94,7 +94,7 @@ func (w *window) counts(topN int) detect.Counts {
 		RstOut:       scale(w.rstOut),
 		UDPOut:       scale(w.udpOut),
 		UDPIn:        scale(w.udpIn),
-		Destinations: uint64(math.Round(estimateDistinct(w.dsts.estimate(), w.outSampled, w.outWeight))),
+		Destinations: uint64(math.Round(estimateDistinct(w.dsts.count(), w.outSampled, w.outWeight))),
 		DstPorts:     w.ports.top(topN),
 		Sources:      w.sources.top(topN),
 		SourceMACs:   map[netip.Addr]net.HardwareAddr{},

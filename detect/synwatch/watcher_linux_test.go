@@ -1,0 +1,96 @@
+package synwatch
+
+import (
+	"math"
+	"testing"
+)
+
+// within reports whether got is within frac of want.
+func within(got, want uint64, frac float64) bool {
+	return math.Abs(float64(got)-float64(want)) <= frac*float64(want)
+}
+
+func TestFloodsAgainstTruth(t *testing.T) {
+	requireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		space float64 // destination addresses the flood picks from
+		args  []string
+		truth string
+		got   func(c countsView) uint64
+	}{
+		{"syn4", 1 << 17, []string{"-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
+		{"syn6", 1 << 80, []string{"-6", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
+		{"syn4-spoofed", 1 << 17, []string{"-spoof", "10.77.0.0/16", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
+		{"udp443", 1 << 17, []string{"-udp", "-ports", "443", "-duration", "2s"}, "udpin", func(c countsView) uint64 { return c.UDPOut }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			w := l.watch(t, Options{})
+			before := l.truth(t, tc.truth)
+			w.Collect()
+			l.run(t, l.node, "synflood", tc.args...)
+			settle()
+			c := countsView(w.Collect())
+			truth := l.truth(t, tc.truth) - before
+			t.Logf("truth %d, estimate %d, counts %+v, stats %+v", truth, tc.got(c), c.brief(), w.Stats())
+			if truth < 10000 {
+				t.Fatalf("flood too slow to test: %d packets", truth)
+			}
+			if !within(tc.got(c), truth, 0.10) {
+				t.Errorf("estimate %d vs truth %d: off by more than 10%%", tc.got(c), truth)
+			}
+			if c.SynAckIn > c.SynOut/100 {
+				t.Errorf("SynAckIn %d for a flood of %d SYNs", c.SynAckIn, c.SynOut)
+			}
+			// Random picks from a space of S hit S(1-e^(-n/S)) distinct addresses.
+			wantDsts := uint64(-tc.space * math.Expm1(-float64(truth)/tc.space))
+			if !within(c.Destinations, wantDsts, 0.15) {
+				t.Errorf("Destinations %d, want %d ±15%%", c.Destinations, wantDsts)
+			}
+			if len(c.SampleDsts) == 0 || len(c.DstPorts) == 0 || len(c.Sources) == 0 {
+				t.Errorf("missing evidence: %+v", c.brief())
+			}
+			if tc.name == "syn4" && len(c.SourceMACs) == 0 {
+				t.Errorf("no source MAC for %v", c.Sources)
+			}
+			if len(w.Recent()) == 0 {
+				t.Error("Recent: no packets kept")
+			}
+		})
+	}
+}
+
+func TestCrawlerHandshakesSucceed(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		name := "v4"
+		args := []string{"-duration", "2s", "-workers", "32"}
+		if v6 {
+			name, args = "v6", append(args, "-6")
+		}
+		t.Run(name, func(t *testing.T) {
+			l := newLab(t)
+			l.startSink(t)
+			w := l.watch(t, Options{})
+			before, beforeAck := l.truth(t, "syn"), l.truth(t, "synack")
+			w.Collect()
+			res := l.run(t, l.node, "crawler", args...)
+			settle()
+			c := countsView(w.Collect())
+			truth, truthAck := l.truth(t, "syn")-before, l.truth(t, "synack")-beforeAck
+			t.Logf("truth syn %d synack %d, counts %+v, stats %+v", truth, truthAck, c.brief(), w.Stats())
+			if res["connects"] < 1000 {
+				t.Fatalf("crawler too slow to test: %v", res)
+			}
+			if !within(c.SynOut, truth, 0.10) || !within(c.SynAckIn, truthAck, 0.10) {
+				t.Errorf("SynOut %d / SynAckIn %d vs truth %d / %d: off by more than 10%%", c.SynOut, c.SynAckIn, truth, truthAck)
+			}
+			if !within(c.SynAckIn, c.SynOut, 0.10) {
+				t.Errorf("SynAckIn %d vs SynOut %d: a crawler's handshakes succeed", c.SynAckIn, c.SynOut)
+			}
+			if c.RstOut > c.SynOut/100 {
+				t.Errorf("RstOut %d: the crawler closes with FIN", c.RstOut)
+			}
+		})
+	}
+}
