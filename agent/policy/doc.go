@@ -19,4 +19,9 @@
 // is the union of the claims, so when one owner leaves the mitigation narrows
 // to what the others still ask for, and it is released when the last owner
 // leaves or expires.
+//
+// Observe mode refuses every throttle and update, whoever asks. Releases are
+// never refused, in any mode, paused or not: they only ever throttle less,
+// and a mitigation adopted from an earlier enforce run must still be able to
+// expire or be unthrottled by the operator after a switch to observe.
 package policy

@@ -22,11 +22,11 @@ type Engine struct {
 }
 
 // episode is the detector's view of one interface's flood, from its first
-// flood interval to exit_after clean intervals later.
+// flood interval to exit_after clean intervals later; an interface has one
+// only while it lasts.
 type episode struct {
-	flooding bool
-	clean    int     // consecutive clean intervals
-	refused  Refusal // the last refusal reported in this episode
+	clean   int     // consecutive clean intervals
+	refused Refusal // the last refusal reported in this episode
 	// suppressed is set when an operator released the detector's
 	// mitigation: the detector stays out until the episode ends.
 	suppressed bool
@@ -98,7 +98,7 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 				expires: m.Expires,
 			})
 			if owner == OwnerDetector {
-				e.episode(m.Interface).flooding = true
+				e.episode(m.Interface)
 			}
 		}
 		e.mits[m.Interface] = n
@@ -123,8 +123,8 @@ func adoptedReason(owner string, r Reason) Reason {
 	}
 }
 
-// Step runs Expire and then takes one interval's observations, at most one
-// per interface, in order.
+// Step runs Expire and then takes one interval's observations (one per
+// watched interface), in order.
 //
 // For each interface the detector runs an episode: it starts at the first
 // flood interval and ends after Config.ExitAfter consecutive non-flood
@@ -142,10 +142,11 @@ func adoptedReason(owner string, r Reason) Reason {
 // went on at full speed. With no sources named at all, ScopeAuto throttles
 // the node and ScopeSource refuses "no_sources".
 //
-// A refusal (observe, paused, budget, whitelist, no_sources) is reported once
-// per episode and reason, not every interval; the detector tries again every
-// flood interval, so a throttle refused for budget happens as soon as the
-// hour slides. When a mitigation reaches MaxTTL it is released with an alert
+// A refusal (observe, paused, budget, whitelist, no_sources) is reported when
+// it first happens in an episode or its reason changes, not every interval,
+// so observe mode yields one refusal per flood episode. The detector tries
+// again every flood interval, so a throttle refused for budget or pause
+// happens as soon as the hour slides or the pause file goes. When a mitigation reaches MaxTTL it is released with an alert
 // (see Expire); if the flood still goes on, the next flood observation,
 // possibly in the same Step, throttles afresh — a new mitigation with the
 // current sources, counted against the budget and refused if it is spent.
@@ -167,21 +168,19 @@ func (e *Engine) episode(iface string) *episode {
 }
 
 func (e *Engine) observe(now time.Time, o Observation) []Decision {
-	ep := e.episode(o.Interface)
 	if o.State != StateFlood {
-		if !ep.flooding {
+		ep := e.episodes[o.Interface]
+		if ep == nil {
 			return nil
 		}
 		ep.clean++
 		if ep.clean < e.cfg.ExitAfter {
 			return nil
 		}
-		*ep = episode{}
+		delete(e.episodes, o.Interface)
 		return e.drop(o.Interface, func(c claim) bool { return c.owner == OwnerDetector }, OwnerDetector, CauseExitAfter)
 	}
-	if !ep.flooding {
-		*ep = episode{flooding: true}
-	}
+	ep := e.episode(o.Interface)
 	ep.clean = 0
 	if ep.suppressed {
 		return nil
@@ -447,7 +446,7 @@ func (e *Engine) Release(_ time.Time, id, iface string) []Decision {
 	var ds []Decision
 	for _, name := range ifaces {
 		if id == "" || id == OwnerDetector {
-			if ep := e.episodes[name]; ep != nil && ep.flooding {
+			if ep := e.episodes[name]; ep != nil {
 				ep.suppressed = true
 			}
 		}
