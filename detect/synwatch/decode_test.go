@@ -31,6 +31,7 @@ type frameSpec struct {
 	dport    uint16
 	flags    string // TCP flags: any of "S", "A", "R", "F"
 	fragOff  uint16
+	payload  int // TCP payload bytes
 }
 
 func (f frameSpec) serialize(t testing.TB) []byte {
@@ -72,7 +73,7 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 			RST: strings.Contains(f.flags, "R"), FIN: strings.Contains(f.flags, "F"),
 			Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{5, 0xb4}}}}
 		_ = tcp.SetNetworkLayerForChecksum(nl)
-		ls = append(ls, tcp)
+		ls = append(ls, tcp, gopacket.Payload(make([]byte, f.payload)))
 	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...); err != nil {
