@@ -117,22 +117,32 @@ func NewPlan(s Spec, f Features) (Plan, error) {
 			newClass("other", ParentClass, OtherClass, link),
 		},
 	}
-	leaf := Qdisc{Kind: "pfifo", Limit: 1000}
-	switch {
-	case f.SFQ:
-		leaf = Qdisc{Kind: "sfq", Perturb: 10}
-	case f.FQCodel:
-		leaf = Qdisc{Kind: "fq_codel", Limit: 10240}
-	default:
-		p.Warnings = append(p.Warnings, "sch_sfq and fq_codel missing: pfifo leaves")
-	}
-	for _, l := range []struct{ parent, handle Handle }{{ThrottledClass, ThrottledLeaf}, {OtherClass, OtherLeaf}} {
-		q := leaf
-		q.Parent, q.Handle = l.parent, l.handle
+	for _, l := range []struct {
+		parent, handle Handle
+		rate           uint64
+	}{{ThrottledClass, ThrottledLeaf, s.Rate}, {OtherClass, OtherLeaf, link}} {
+		q := Qdisc{Parent: l.parent, Handle: l.handle, Kind: "pfifo", Limit: fifoLimit(l.rate)}
+		switch {
+		case f.SFQ:
+			q.Kind, q.Limit, q.Perturb = "sfq", 0, 10
+		case f.FQCodel:
+			q.Kind, q.Limit = "fq_codel", 10240
+		}
 		p.Leaves = append(p.Leaves, q)
+	}
+	if !f.SFQ && !f.FQCodel {
+		p.Warnings = append(p.Warnings, "sch_sfq and fq_codel missing: pfifo leaves")
 	}
 	p.Filters = append(whitelistFilters(s), throttleFilters(s)...)
 	return p, nil
+}
+
+// fifoLimit bounds a pfifo leaf to about 200 ms of full-size packets at
+// rate (16..1000 packets): a throttled class then keeps a short queue, so
+// the control packets of a throttled connection are not stuck behind
+// seconds of data.
+func fifoLimit(rate uint64) uint32 {
+	return uint32(min(max(rate/8/5/1500, 16), 1000))
 }
 
 func newClass(name string, parent, id Handle, rate uint64) Class {

@@ -1,0 +1,87 @@
+package shaper
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Probe reports which optional qdiscs the kernel has by installing them on
+// a veth in a throwaway network namespace; it fails when htb or u32, which
+// every Plan needs, are missing. The namespace disappears with its last
+// file descriptor.
+func Probe(ctx context.Context) (Features, error) {
+	if err := ctx.Err(); err != nil {
+		return Features{}, err
+	}
+	ns, err := newUnnamedNetNS()
+	if err != nil {
+		return Features{}, err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return Features{}, fmt.Errorf("shaper: probe: netlink in namespace: %w", err)
+	}
+	defer h.Close()
+	const dev = "egsprobe0"
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dev}, PeerName: "egsprobe1"}); err != nil {
+		return Features{}, fmt.Errorf("shaper: probe: add veth: %w", err)
+	}
+	s, err := Open(Options{NetNS: int(ns)})
+	if err != nil {
+		return Features{}, err
+	}
+	defer s.Close()
+	p, err := NewPlan(Spec{Interface: dev, Rate: 1_000_000, Ports: []uint16{443}, Protocols: []string{"tcp"}}, Features{})
+	if err != nil {
+		return Features{}, err
+	}
+	idx, err := s.linkIndex(dev)
+	if err != nil {
+		return Features{}, err
+	}
+	if err := s.install(idx, p); err != nil {
+		return Features{}, fmt.Errorf("shaper: probe: kernel cannot hold the htb/u32 layout: %w", err)
+	}
+	var f Features
+	for _, k := range []struct {
+		q  Qdisc
+		ok *bool
+	}{
+		{Qdisc{Kind: "sfq", Perturb: 10}, &f.SFQ},
+		{Qdisc{Kind: "fq_codel", Limit: 10240}, &f.FQCodel},
+	} {
+		q := k.q
+		q.Parent, q.Handle = ThrottledClass, 0xe930<<16
+		*k.ok = s.addLeaf(idx, dev, q) == nil
+	}
+	return f, nil
+}
+
+// newUnnamedNetNS creates a network namespace without entering it: the
+// calling thread switches in and straight back.
+func newUnnamedNetNS() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return 0, fmt.Errorf("shaper: probe: current namespace: %w", err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		return 0, fmt.Errorf("shaper: probe: new namespace: %w", err)
+	}
+	if err := netns.Set(orig); err != nil {
+		ns.Close()
+		// The thread is stuck in the new namespace; keep it locked so the
+		// runtime discards it instead of reusing it.
+		runtime.LockOSThread()
+		return 0, fmt.Errorf("shaper: probe: back to the original namespace: %w", err)
+	}
+	return ns, nil
+}
