@@ -1,0 +1,98 @@
+package doctor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/egressguard/egressguard/shaper"
+)
+
+// oracle asks iproute2, in a namespace of its own, whether the kernel takes
+// each qdisc and filter the doctor reports on.
+type oracle struct{ htb, u32, sfq, fqCodel bool }
+
+func askOracle(t *testing.T) oracle {
+	t.Helper()
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	ns := "egp-doctor-" + hex.EncodeToString(suffix)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	run := func(args ...string) bool {
+		return exec.Command("ip", append([]string{"-n", ns}, args...)...).Run() == nil
+	}
+	tc := func(args ...string) bool {
+		return exec.Command("tc", append([]string{"-n", ns}, args...)...).Run() == nil
+	}
+	if !run("link", "set", "lo", "up") {
+		t.Fatal("ip link set lo up in the oracle namespace failed")
+	}
+	var o oracle
+	o.htb = tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb") &&
+		tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate", "1mbit")
+	o.u32 = o.htb && tc("filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1",
+		"u32", "match", "ip", "dport", "80", "0xffff", "flowid", "1:1")
+	o.sfq = o.htb && tc("qdisc", "add", "dev", "lo", "parent", "1:1", "handle", "10:", "sfq", "perturb", "10")
+	if o.sfq {
+		tc("qdisc", "del", "dev", "lo", "parent", "1:1", "handle", "10:")
+	}
+	o.fqCodel = o.htb && tc("qdisc", "add", "dev", "lo", "parent", "1:1", "handle", "10:", "fq_codel")
+	return o
+}
+
+func TestRunOnThisKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create network namespaces and probe qdiscs")
+	}
+	want := askOracle(t)
+	t.Logf("iproute2 says: %+v", want)
+	nsBefore, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := Run(context.Background(), Options{Interfaces: []string{"lo"}, Probe: shaper.Probe})
+	var text strings.Builder
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report:\n%s", text.String())
+
+	status := map[string]Status{}
+	for _, c := range r.Checks {
+		status[c.Name] = c.Status
+	}
+	expect := func(name string, ok bool, otherwise Status) {
+		t.Helper()
+		w := StatusOK
+		if !ok {
+			w = otherwise
+		}
+		if status[name] != w {
+			t.Errorf("%s: %s, want %s (iproute2: present=%v)", name, status[name], w, ok)
+		}
+	}
+	expect("capabilities", true, StatusFail)
+	expect("af_packet", true, StatusFail)
+	expect("sch_htb", want.htb, StatusFail)
+	expect("cls_u32", want.u32, StatusFail)
+	expect("sch_sfq", want.sfq, StatusWarn)
+	expect("sch_fq_codel", want.fqCodel || want.sfq, StatusWarn)
+	expect("interface lo", true, StatusWarn)
+	if r.Failed() != (!want.htb || !want.u32) {
+		t.Errorf("Failed() = %v with htb=%v u32=%v", r.Failed(), want.htb, want.u32)
+	}
+
+	if nsAfter, _ := os.Readlink("/proc/self/ns/net"); nsAfter != nsBefore {
+		t.Errorf("the process moved from network namespace %s to %s", nsBefore, nsAfter)
+	}
+}
