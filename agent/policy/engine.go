@@ -327,12 +327,14 @@ func (r Request) validate() error {
 }
 
 // apply puts claim c, lasting ttl, on iface: a new mitigation, a wider one,
-// or the same one with new owners or expiry. Observe mode, the pause and the
-// budget may refuse it; a claim refused for pause or budget still renews the
+// or the same one with new owners or expiry. Observe mode (for the detector
+// and the webhook: observe stops automation, while an operator's explicit
+// manual throttle acts in both modes, as the CLI does with no agent running),
+// the pause and the budget may refuse it; a claim refused for pause or budget still renews the
 // owner's existing claim, so a mitigation in force does not lapse while a
 // flood goes on.
 func (e *Engine) apply(now time.Time, iface string, c claim, ttl time.Duration) Decision {
-	if e.cfg.Mode == ModeObserve {
+	if e.cfg.Mode == ModeObserve && c.reason != ReasonManual {
 		return e.refuse(iface, c, RefusedObserve, "mode is observe")
 	}
 	old := e.mits[iface]

@@ -271,7 +271,7 @@ func TestEngine(t *testing.T) {
 			},
 		},
 		{
-			name: "observe mode takes no kernel action and refuses once per episode",
+			name: "observe mode takes no automatic action, refuses once per episode, and obeys an operator",
 			cfg:  func(c *Config) { c.Mode = ModeObserve },
 			ops: seq(
 				steps(0, 60, cycle("eth0", []string{srcA})),
@@ -283,7 +283,8 @@ func TestEngine(t *testing.T) {
 				"0s refuse eth0 observe",
 				"1m5s refuse eth0 observe",
 				"1m10s refuse eth0 observe",
-				"1m11s refuse eth0 observe",
+				"1m11s throttle eth0 node",
+				"1m12s state eth0 node ports=[80 443] reason=manual owners=manual since=1m11s expires=11m11s",
 			},
 		},
 		{
