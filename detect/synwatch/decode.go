@@ -103,9 +103,14 @@ func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
 	return o, true
 }
 
+// classifyTCP counts as RstOut only a reset without ACK: the one the kernel
+// sends for a SYN-ACK it never asked for (RFC 793 takes its sequence number
+// from the segment's ACK field and sets no ACK), which is the raw-socket
+// flood's tell. An abortive close (SO_LINGER 0) sends RST|ACK; counting it
+// would make a crawler that aborts its connections look like a flood.
 func classifyTCP(syn, ack, rst, outgoing bool) kind {
 	switch {
-	case outgoing && rst:
+	case outgoing && rst && !ack:
 		return kindRstOut
 	case outgoing && syn && !ack:
 		return kindSynOut

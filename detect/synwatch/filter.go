@@ -32,7 +32,7 @@ const (
 
 // FilterProgram returns the classic BPF program the capture socket runs. It
 // accepts, truncated to Snaplen: outgoing TCP SYN without ACK, incoming
-// SYN-ACK, outgoing RST, outgoing UDP to one of ports and incoming UDP from
+// SYN-ACK, outgoing RST without ACK, outgoing UDP to one of ports and incoming UDP from
 // one of them; IPv4 (first fragments only) and IPv6 (TCP/UDP as the first
 // next header), with or without one 802.1Q / 802.1ad tag in the frame. With
 // sampleEvery > 1 it then keeps a packet only when the kernel's per-packet
@@ -91,7 +91,7 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
 	a.jumpIf(bpf.JumpEqual, tcpSYN, "accept", "")
-	a.jumpIf(bpf.JumpBitsSet, tcpRST, "accept", "drop")
+	a.jumpIf(bpf.JumpEqual, tcpRST, "accept", "drop") // RST without ACK only: see classifyTCP
 	a.label("tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
 	a.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, "accept", "drop")
