@@ -168,6 +168,9 @@ func decodeClass(o tc.Object) (classWire, ClassStats, bool) {
 	p := o.Htb.Parms
 	c := classWire{Parent: Handle(o.Parent), ClassID: Handle(o.Handle), Rate: uint64(p.Rate.Rate), Ceil: uint64(p.Ceil.Rate),
 		Buffer: p.Buffer, Cbuffer: p.Cbuffer, Quantum: p.Quantum}
+	if c.Parent == HandleRoot { // the kernel reports a top-level class's parent as root
+		c.Parent = RootHandle
+	}
 	if o.Htb.Rate64 != nil {
 		c.Rate = *o.Htb.Rate64
 	}
