@@ -124,6 +124,24 @@ func newNetNS() (netns.NsHandle, error) {
 	return ns, nil
 }
 
+// Watched names the interfaces the agent watches: the configured ones or,
+// when none are, those holding a default route. The agent and doctor share
+// it so that doctor reports on exactly what `run` would watch.
+func Watched(configured []string) ([]string, error) {
+	if len(configured) > 0 {
+		return configured, nil
+	}
+	ws, err := defaultRouteInterfaces()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = w.Name
+	}
+	return names, nil
+}
+
 // watchedInterfaces returns the configured interfaces or, when none are,
 // those holding a default route, each with its root qdisc.
 func watchedInterfaces(configured []string) ([]watched, error) {

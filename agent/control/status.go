@@ -1,0 +1,102 @@
+package control
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/egressguard/egressguard/agent/state"
+	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/shaper"
+)
+
+// MitigationStatus is one mitigation as `status --json` and /api/v1/status
+// show it (DESIGN §7): the record joined with what the kernel holds.
+type MitigationStatus struct {
+	Interface string         `json:"interface"`
+	Scope     shaper.Scope   `json:"scope"`
+	Sources   []netip.Prefix `json:"sources"`
+	Ports     []uint16       `json:"ports"`
+	Protocols []string       `json:"protocols"`
+	RateBps   uint64         `json:"rate_bps"`
+	Reason    string         `json:"reason"`
+	Owners    []string       `json:"owners,omitempty"`
+	Since     time.Time      `json:"since"`
+	Expires   time.Time      `json:"expires"`
+	Expired   bool           `json:"expired"`
+	// Installed is false when the record has no layout in the kernel behind it.
+	Installed    bool              `json:"installed"`
+	Throttled    shaper.ClassStats `json:"throttled"`
+	Warnings     []string          `json:"warnings,omitempty"`
+	Replaced     string            `json:"replaced,omitempty"`
+	InspectError string            `json:"inspect_error,omitempty"`
+}
+
+// Status is what `egressguard status` reports.
+type Status struct {
+	Mode string `json:"mode"`
+	// Agent is true when a running agent answered; Interfaces is filled only then.
+	Agent       bool               `json:"agent"`
+	Mitigations []MitigationStatus `json:"mitigations"`
+	// Unrecorded names interfaces that carry an egressguard layout with no record.
+	Unrecorded []string          `json:"unrecorded,omitempty"`
+	Interfaces []InterfaceStatus `json:"interfaces,omitempty"`
+}
+
+// InterfaceStatus is a watched interface's live detection state, filled by
+// the agent.
+type InterfaceStatus struct {
+	Name        string           `json:"name"`
+	TxBps       float64          `json:"tx_bps"`
+	TxPps       float64          `json:"tx_pps"`
+	SynOutPps   float64          `json:"syn_out_pps"`
+	SynAckInPps float64          `json:"synack_in_pps"`
+	Verdict     string           `json:"verdict"`
+	Reasons     []string         `json:"reasons,omitempty"`
+	Evidence    *detect.Evidence `json:"evidence,omitempty"`
+	// Attribution names who sent the latest flood on the interface (sources
+	// with MAC and bridge port, processes holding raw or packet sockets).
+	Attribution any `json:"attribution,omitempty"`
+}
+
+// Status reads the state file and the kernel.
+func (c *Controller) Status(ctx context.Context, mode string) (Status, error) {
+	st, err := c.Store.Load()
+	if err != nil {
+		return Status{}, err
+	}
+	now := c.Now()
+	out := Status{Mode: mode, Mitigations: []MitigationStatus{}}
+	for _, m := range st.Mitigations {
+		out.Mitigations = append(out.Mitigations, c.mitigationStatus(ctx, m, now))
+	}
+	ifs, err := net.Interfaces()
+	if err == nil {
+		for _, ifc := range ifs {
+			if _, ok := st.Find(ifc.Name); ok {
+				continue
+			}
+			if inst, err := c.Kernel.Inspect(ctx, ifc.Name); err == nil && inst.Ours {
+				out.Unrecorded = append(out.Unrecorded, ifc.Name)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *Controller) mitigationStatus(ctx context.Context, m state.Mitigation, now time.Time) MitigationStatus {
+	ms := MitigationStatus{
+		Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: m.Ports, Protocols: m.Protocols,
+		RateBps: m.RateBps, Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
+		Expired: m.Expired(now), Warnings: m.Warnings, Replaced: m.Previous.Kind,
+	}
+	inst, err := c.Kernel.Inspect(ctx, m.Interface)
+	if err != nil {
+		ms.InspectError = err.Error()
+		return ms
+	}
+	ms.Installed = inst.Ours
+	ms.Throttled = inst.ThrottledStats
+	return ms
+}

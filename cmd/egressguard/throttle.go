@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/egressguard/egressguard/agent"
+	"github.com/egressguard/egressguard/agent/control"
+	"github.com/egressguard/egressguard/agent/state"
+	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/shaper"
+)
+
+// throttleFlags are the flags `throttle` and `plan` share; empty values
+// fall back to the config.
+type throttleFlags struct {
+	iface   string
+	rate    string
+	ports   string
+	sources []string
+	ttl     string
+	force   bool
+}
+
+func (f *throttleFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.iface, "interface", "", "interface to throttle (required)")
+	fs.StringVar(&f.rate, "rate", "", "rate of the throttled class, e.g. 1mbit (default throttle.rate)")
+	fs.StringVar(&f.ports, "ports", "", "destination ports to throttle, e.g. 80,443 (default throttle.ports)")
+	fs.StringArrayVar(&f.sources, "source", nil, "throttle only these source CIDRs (repeatable; scope source); without it the whole node (scope node)")
+	fs.StringVar(&f.ttl, "ttl", "", "how long the throttle lasts, e.g. 30m (default throttle.ttl)")
+	fs.BoolVar(&f.force, "force", false, "replace a root qdisc egressguard did not create and that is not a kernel default")
+}
+
+// spec builds and validates the Spec the flags and config ask for.
+func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
+	if f.iface == "" {
+		return shaper.Spec{}, badInput("--interface: required")
+	}
+	if err := config.ValidInterfaceName(f.iface); err != nil {
+		return shaper.Spec{}, badInput("--interface %w", err)
+	}
+	s := shaper.Spec{
+		Interface:      f.iface,
+		Rate:           uint64(cfg.Throttle.Rate),
+		LinkRate:       uint64(cfg.Throttle.LinkRate),
+		Ports:          config.Ports(cfg.Throttle.Ports),
+		Protocols:      cfg.Throttle.Protocols,
+		WhitelistPorts: config.Ports(cfg.Whitelist.Ports),
+		WhitelistCIDRs: config.Prefixes(cfg.Whitelist.CIDRs),
+	}
+	if f.rate != "" {
+		r, err := config.ParseRate(f.rate)
+		if err != nil {
+			return shaper.Spec{}, badInput("--rate %w", err)
+		}
+		s.Rate = r
+	}
+	if f.ports != "" {
+		ps, err := config.ParsePorts(f.ports)
+		if err != nil {
+			return shaper.Spec{}, badInput("--ports %w", err)
+		}
+		s.Ports = ps
+	}
+	for _, src := range f.sources {
+		p, err := config.ParsePrefix(src)
+		if err != nil {
+			return shaper.Spec{}, badInput("--source %w", err)
+		}
+		s.Sources = append(s.Sources, p)
+	}
+	if s.LinkRate == 0 {
+		// A missing interface has no speed; plan still prints for it.
+		s.LinkRate, _ = shaper.LinkSpeed(f.iface)
+	}
+	if err := s.Validate(); err != nil {
+		return shaper.Spec{}, inputError{err}
+	}
+	return s, nil
+}
+
+// ttl is --ttl or the config's, never above throttle.max_ttl.
+func (f *throttleFlags) duration(cfg config.Config) (time.Duration, error) {
+	ttl := time.Duration(cfg.Throttle.TTL)
+	if f.ttl != "" {
+		d, err := config.ParseDuration(f.ttl)
+		if err != nil {
+			return 0, badInput("--ttl %w", err)
+		}
+		ttl = d
+	}
+	if max := time.Duration(cfg.Throttle.MaxTTL); ttl > max {
+		return 0, badInput("--ttl %q: above throttle.max_ttl %s", f.ttl, max)
+	}
+	return ttl, nil
+}
+
+func newThrottleCommand(g *globals) *cobra.Command {
+	var f throttleFlags
+	cmd := &cobra.Command{
+		Use:   "throttle --interface IF [--rate 1mbit] [--ports 80,443] [--source CIDR]... [--ttl 30m] [--force]",
+		Short: "Throttle egress to the given ports on an interface, now",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			spec, err := f.spec(cfg)
+			if err != nil {
+				return err
+			}
+			ttl, err := f.duration(cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := net.InterfaceByName(spec.Interface); err != nil {
+				return badInput("--interface %q: no such interface", spec.Interface)
+			}
+			if cl, err := agent.Dial(cfg.Socket); err != nil {
+				return err
+			} else if cl != nil {
+				return throttleViaAgent(cmd.Context(), g, cl, spec, ttl, f.force)
+			}
+			ctl, closeFn, err := g.controller(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			m, err := ctl.Throttle(cmd.Context(), control.Request{Spec: spec, Reason: state.ReasonManual, Expires: time.Now().Add(ttl), Force: f.force})
+			if err != nil {
+				if errors.Is(err, shaper.ErrForeignRoot) {
+					return fmt.Errorf("%w (nothing was changed; --force replaces it)", err)
+				}
+				return err
+			}
+			fmt.Fprintf(g.stdout, "throttled %s: %s to ports %s at %s, scope %s%s, until %s\n",
+				m.Interface, strings.Join(m.Protocols, "+"), joinPorts(m.Ports), config.FormatRate(m.RateBps),
+				m.Scope, sourcesSuffix(m.Sources), m.Expires.Format(time.RFC3339))
+			for _, w := range m.Warnings {
+				fmt.Fprintln(g.stdout, "warning:", w)
+			}
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newUnthrottleCommand(g *globals) *cobra.Command {
+	var iface string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "unthrottle --interface IF | --all",
+		Short: "Remove egressguard's throttle and restore the previous root qdisc",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (iface == "") == !all {
+				return badInput("give either --interface IF or --all")
+			}
+			if iface != "" {
+				if err := config.ValidInterfaceName(iface); err != nil {
+					return badInput("--interface %w", err)
+				}
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if cl, err := agent.Dial(cfg.Socket); err != nil {
+				return err
+			} else if cl != nil {
+				if err := cl.Unthrottle(cmd.Context(), agent.UnthrottleRequest{Interface: iface, All: all}); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, "released through the agent")
+				return nil
+			}
+			ctl, closeFn, err := g.controller(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if all {
+				if err := ctl.UnthrottleAll(cmd.Context()); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, "removed every egressguard throttle")
+				return nil
+			}
+			if err := ctl.Unthrottle(cmd.Context(), iface); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "unthrottled %s\n", iface)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&iface, "interface", "", "interface to release")
+	cmd.Flags().BoolVar(&all, "all", false, "release every interface egressguard throttles")
+	return cmd
+}
+
+func newPlanCommand(g *globals) *cobra.Command {
+	var f throttleFlags
+	cmd := &cobra.Command{
+		Use:   "plan --interface IF [same flags as throttle]",
+		Short: "Print the tc commands a throttle would run; change nothing",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			spec, err := f.spec(cfg)
+			if err != nil {
+				return err
+			}
+			if _, err := f.duration(cfg); err != nil {
+				return err
+			}
+			feats, err := shaper.Probe(cmd.Context())
+			if err != nil {
+				feats = shaper.Features{SFQ: true}
+				fmt.Fprintf(g.stdout, "# kernel features not probed (%v): assuming sch_sfq\n", err)
+			}
+			p, err := shaper.NewPlan(spec, feats)
+			if err != nil {
+				return inputError{err}
+			}
+			for _, w := range p.Warnings {
+				fmt.Fprintln(g.stdout, "# warning:", w)
+			}
+			fmt.Fprint(g.stdout, p.Render())
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// throttleViaAgent hands the throttle to the running agent, which adopts it
+// into its policy (reason manual) and TTL.
+func throttleViaAgent(ctx context.Context, g *globals, cl *agent.Client, spec shaper.Spec, ttl time.Duration, force bool) error {
+	ans, err := cl.Throttle(ctx, agent.ThrottleRequest{
+		Interface: spec.Interface, RateBps: spec.Rate, Ports: spec.Ports, Sources: spec.Sources,
+		TTLSeconds: ttl.Seconds(), Force: force,
+	})
+	if err != nil {
+		return err
+	}
+	m := ans.Mitigation
+	fmt.Fprintf(g.stdout, "throttled %s through the agent (%s): ports %s at %s, scope %s%s, until %s\n",
+		m.Interface, ans.Action, joinPorts(m.Ports), config.FormatRate(spec.Rate), m.Scope, sourcesSuffix(m.Sources),
+		m.Expires.Format(time.RFC3339))
+	return nil
+}
+
+// controller opens the kernel adapter and the state store for a command
+// that acts directly (no agent running).
+func (g *globals) controller(ctx context.Context, cfg config.Config) (*control.Controller, func(), error) {
+	store, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	feats, err := shaper.Probe(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("probe kernel features: %w", err)
+	}
+	sh, err := shaper.Open(shaper.Options{Logger: g.logger()})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctl := &control.Controller{Store: store, Kernel: sh, Features: feats, Now: time.Now, Log: g.logger()}
+	return ctl, func() { sh.Close() }, nil
+}
+
+func joinPorts(ps []uint16) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = fmt.Sprint(p)
+	}
+	return strings.Join(s, ",")
+}
+
+func sourcesSuffix(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return " (" + strings.Join(s, ", ") + ")"
+}
