@@ -1,10 +1,11 @@
 # egressguard — see README.md. Kernel tests and the demo need root.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A semver the packages accept: the release, then the commit until there are tags.
+VERSION ?= 0.1.0-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/egressguard
 
-.PHONY: build test test-unit test-kernel lint bench demo package rules-test clean
+.PHONY: build test test-unit test-kernel lint bench demo package ci-package rules-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/egressguard
@@ -29,8 +30,25 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 
+# Each benchmark reports a ratio against its baseline run in the same invocation.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./shaper/
+	bash scripts/bench-shaper.sh
+	bash scripts/bench-capture.sh
+
+# The shipped rules: promtool check and unit tests, the example configs.
+rules-test:
+	promtool check rules rules/*.rules.yml
+	promtool test rules rules/tests/*.yml
+	amtool check-config rules/examples/alertmanager.yml
+	$(GO) test -count=1 -run 'TestPromtool|TestAmtool|TestRealAlertmanager' ./rules/ ./alerts/
+
+# deb and rpm into dist/ (nfpm, pinned).
+package:
+	packaging/build.sh $(VERSION)
+
+# Build, install, verify, score and purge the deb; inspect the rpm (root).
+ci-package:
+	packaging/ci-check.sh $(VERSION)
 
 demo: build
 	bash scripts/demo.sh

@@ -24,7 +24,7 @@ const DefaultMaxBody = 1 << 20
 var ErrRefused = errors.New("refused by policy")
 
 // Sink carries out requests; the agent implements it. It must be safe for
-// concurrent use and idempotent by Request.Fingerprint (see Ledger). An error
+// concurrent use and idempotent by Request.Fingerprint. An error
 // wrapping ErrRefused is a policy refusal; any other error is transient and
 // makes the handler answer 500 so that Alertmanager retries.
 type Sink interface {

@@ -17,21 +17,18 @@ import (
 
 const testToken = "s3cret-token"
 
-// fakeSink carries requests out through a Ledger, like the agent will, and
-// records what it did. Interface eth9 is refused by policy, eth8 fails.
+// fakeSink is idempotent by fingerprint, as the agent's policy is (each
+// fingerprint owns its claim), and records what it did. Interface eth9 is
+// refused by policy, eth8 fails.
 type fakeSink struct {
-	ledger *Ledger
 	mu     sync.Mutex
 	next   int
-	events []string // "create m1 eth0", "renew m1", "release m1", "refuse", "fail"
+	byFP   map[string]string // fingerprint → mitigation id
+	events []string          // "create m1 eth0", "renew m1", "release m1", "refuse", "fail"
 }
 
-func newFakeSink(t testing.TB) *fakeSink {
-	l, err := NewLedger(30*time.Minute, func() time.Time { return time.Unix(1700000000, 0) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeSink{ledger: l}
+func newFakeSink(testing.TB) *fakeSink {
+	return &fakeSink{byFP: map[string]string{}}
 }
 
 func (s *fakeSink) record(e string) {
@@ -55,22 +52,28 @@ func (s *fakeSink) Throttle(_ context.Context, r Request) error {
 		s.record("fail")
 		return errors.New("shaper: add class 1:10 on eth8: device or resource busy")
 	}
-	ids, renewed, err := s.ledger.Fire(r.Fingerprint, func() ([]string, error) {
-		s.mu.Lock()
+	s.mu.Lock()
+	id, renewed := s.byFP[r.Fingerprint]
+	if !renewed {
 		s.next++
-		id := fmt.Sprintf("m%d", s.next)
-		s.mu.Unlock()
-		s.record("create " + id + " " + strings.Join(r.Interfaces, ","))
-		return []string{id}, nil
-	})
-	if renewed {
-		s.record("renew " + strings.Join(ids, ","))
+		id = fmt.Sprintf("m%d", s.next)
+		s.byFP[r.Fingerprint] = id
 	}
-	return err
+	s.mu.Unlock()
+	if renewed {
+		s.record("renew " + id)
+	} else {
+		s.record("create " + id + " " + strings.Join(r.Interfaces, ","))
+	}
+	return nil
 }
 
 func (s *fakeSink) Release(_ context.Context, r Request) error {
-	for _, id := range s.ledger.Resolve(r.Fingerprint) {
+	s.mu.Lock()
+	id, ok := s.byFP[r.Fingerprint]
+	delete(s.byFP, r.Fingerprint)
+	s.mu.Unlock()
+	if ok {
 		s.record("release " + id)
 	}
 	return nil
