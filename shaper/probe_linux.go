@@ -44,22 +44,24 @@ func Probe(ctx context.Context) (Features, error) {
 	if err != nil {
 		return Features{}, err
 	}
+	p.Leaves = nil // the throttled class stays free for the candidate leaves
 	if err := s.install(idx, p); err != nil {
 		return Features{}, fmt.Errorf("shaper: probe: kernel cannot hold the htb/u32 layout: %w", err)
 	}
-	var f Features
-	for _, k := range []struct {
-		q  Qdisc
-		ok *bool
-	}{
-		{Qdisc{Kind: "sfq", Perturb: 10}, &f.SFQ},
-		{Qdisc{Kind: "fq_codel", Limit: 10240}, &f.FQCodel},
-	} {
-		q := k.q
-		q.Parent, q.Handle = ThrottledClass, 0xe930<<16
-		*k.ok = s.addLeaf(idx, dev, q) == nil
+	return Features{
+		SFQ:     s.probeLeaf(idx, dev, Qdisc{Kind: "sfq", Perturb: 10}),
+		FQCodel: s.probeLeaf(idx, dev, Qdisc{Kind: "fq_codel", Limit: 10240}),
+	}, nil
+}
+
+// probeLeaf reports whether q can be attached under the throttled class of
+// an installed layout without a leaf, and detaches it again.
+func (s *Shaper) probeLeaf(idx uint32, dev string, q Qdisc) bool {
+	q.Parent, q.Handle = ThrottledClass, ThrottledLeaf
+	if s.addLeaf(idx, dev, q) != nil {
+		return false
 	}
-	return f, nil
+	return s.deleteQdisc(idx, q.Parent, q.Handle) == nil
 }
 
 // newUnnamedNetNS creates a network namespace without entering it: the

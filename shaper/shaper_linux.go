@@ -221,8 +221,24 @@ func (s *Shaper) update(idx uint32, p Plan) (changed bool, err error) {
 		if ok && decodeLeaf(old) == q {
 			continue
 		}
-		// Without a leaf the htb class still shapes (through a default
-		// pfifo), so swapping the leaf opens no unshaped window.
+		if ok && old.Kind == q.Kind {
+			// Same kind: change its parameters in place, queued packets stay.
+			if err := s.write(fmt.Sprintf("change %s qdisc %s on %s", q.Kind, q.Handle, dev), func() error {
+				o, err := leafObject(idx, q)
+				if err != nil {
+					return err
+				}
+				return s.tc.Qdisc().Replace(o)
+			}); err != nil {
+				return false, err
+			}
+			undo = append(undo, func() error {
+				return s.write(fmt.Sprintf("restore %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error { return s.putQdisc(idx, old) })
+			})
+			continue
+		}
+		// Another kind: without a leaf the htb class still shapes (through
+		// a default pfifo), so swapping the leaf opens no unshaped window.
 		if ok {
 			if err := s.write(fmt.Sprintf("delete %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error {
 				return s.deleteQdisc(idx, old.Parent, old.Handle)

@@ -119,6 +119,15 @@ func TestReapplyIsNoopAndUpdateIsInPlace(t *testing.T) {
 		t.Fatalf("re-apply after update = %+v, %v; want no change", res, err)
 	}
 
+	// Drift made by hand (another leaf kind, another rate) is repaired.
+	nsRun(t, l.node, "tc", "qdisc", "del", "dev", labDev, "parent", "e9:10")
+	nsRun(t, l.node, "tc", "qdisc", "add", "dev", labDev, "parent", "e9:10", "handle", "e910:", "bfifo", "limit", "3000")
+	nsRun(t, l.node, "tc", "class", "change", "dev", labDev, "parent", "e9:1", "classid", "e9:20", "htb", "rate", "5mbit")
+	if res, err = s.Apply(ctx, p2, ApplyOptions{}); err != nil || !res.Changed {
+		t.Fatalf("apply over drift = %+v, %v; want a change", res, err)
+	}
+	checkInstalled(t, l, p2, 1)
+
 	// Only the flood and its iperf3 control connection (both to 443) leave
 	// the node: no IPv6 and a permanent neighbour, so any packet counted by
 	// the unthrottled class during the updates escaped the throttle.
