@@ -90,6 +90,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	}
 	ev, err := evidence.NewWriter(evidence.Options{
 		Dir: filepath.Join(cfg.StateDir, "evidence"), MaxBundleBytes: evidenceBundleBytes, MaxBundles: evidenceBundles,
+		Now: time.Now,
 	})
 	if err != nil {
 		closeAll()
