@@ -38,7 +38,10 @@ type Previous struct {
 
 // ClassStats are the counters of one htb class.
 type ClassStats struct {
-	Bytes, Packets, Drops, Overlimits uint64
+	Bytes      uint64 `json:"bytes"`
+	Packets    uint64 `json:"packets"`
+	Drops      uint64 `json:"drops"`
+	Overlimits uint64 `json:"overlimits"`
 }
 
 // Installed is what Inspect found on an interface.

@@ -11,15 +11,25 @@ import (
 )
 
 // LinkSpeed returns the link speed of iface in bits/s from
-// /sys/class/net/IF/speed, or 0 for links that report none (veth, bridge,
-// tun, a link that is down).
+// /sys/class/net/IF/speed, or 0 for links that report none (a link that is
+// down) and for virtual links. A veth reports 10000 Mb/s, but that is no
+// wire: a 10gbit ceiling there halves unshaped throughput (DESIGN §4), so
+// every device under /sys/devices/virtual counts as having no speed.
 func LinkSpeed(iface string) (uint64, error) {
+	return linkSpeedAt("/sys/class/net", iface)
+}
+
+func linkSpeedAt(classNet, iface string) (uint64, error) {
 	if err := validInterface(iface); err != nil {
 		return 0, err
 	}
-	dir := filepath.Join("/sys/class/net", iface)
-	if _, err := os.Stat(dir); err != nil {
+	dir := filepath.Join(classNet, iface)
+	target, err := filepath.EvalSymlinks(dir)
+	if err != nil {
 		return 0, fmt.Errorf("shaper: link speed of %s: %w", iface, err)
+	}
+	if strings.Contains(filepath.ToSlash(target), "/devices/virtual/") {
+		return 0, nil
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "speed"))
 	switch {
