@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -224,16 +223,12 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 		}
 	}
 	for _, name := range a.deps.Interfaces {
-		if inst, err := a.deps.Kernel.Inspect(ctx, name); err == nil && !inst.Ours && !defaultRoot(inst.RootKind) {
+		if inst, err := a.deps.Kernel.Inspect(ctx, name); err == nil && !inst.Ours && !shaper.IsKernelDefaultRoot(inst.RootKind) {
 			a.log.Warn("foreign root qdisc left alone; a throttle here needs --force", "interface", name, "qdisc", inst.RootKind)
 		}
 	}
 	a.ready = true
 	return errors.Join(errs...)
-}
-
-func defaultRoot(kind string) bool {
-	return slices.Contains([]string{"noqueue", "pfifo_fast", "mq", "fq_codel", "fq"}, kind)
 }
 
 // spec is the shaper Spec of a mitigation under the current config.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -143,10 +142,6 @@ func leafChecks(f shaper.Features, err error) []Check {
 	return []Check{sfq, fq}
 }
 
-// kernelDefaultRoots are the root qdiscs the kernel installs by itself; a
-// throttle replaces them and its release restores them.
-var kernelDefaultRoots = []string{"noqueue", "pfifo_fast", "mq", "fq_codel", "fq"}
-
 // watched is an interface the agent would watch and how it was chosen.
 type watched struct {
 	Name   string
@@ -173,7 +168,7 @@ func interfaceCheck(w watched) Check {
 	case w.RootKind == "htb" && w.RootHandle == uint32(shaper.RootHandle):
 		c.Status = StatusOK
 		c.Detail = fmt.Sprintf("%s; %s is egressguard's: a mitigation is installed", w.Reason, root)
-	case w.RootKind == "" || slices.Contains(kernelDefaultRoots, w.RootKind):
+	case w.RootKind == "" || shaper.IsKernelDefaultRoot(w.RootKind):
 		if w.RootKind == "" {
 			root = "no root qdisc (noqueue)"
 		}

@@ -55,9 +55,10 @@ type Installed struct {
 	OtherStats     ClassStats
 }
 
-// defaultRootKind reports whether kind is a root qdisc the kernel attaches
-// by itself, which Apply may replace and Remove restores.
-func defaultRootKind(kind string) bool {
+// IsKernelDefaultRoot reports whether kind is a root qdisc the kernel
+// attaches by itself (noqueue, pfifo_fast, mq, fq_codel, fq), which Apply may
+// replace and Remove restores; any other root is foreign.
+func IsKernelDefaultRoot(kind string) bool {
 	switch kind {
 	case "noqueue", "pfifo_fast", "mq", "fq_codel", "fq":
 		return true

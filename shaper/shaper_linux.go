@@ -102,7 +102,7 @@ func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (ApplyResult
 		changed, err := s.update(idx, p)
 		return ApplyResult{Changed: changed}, err
 	}
-	if !defaultRootKind(root.Kind) && !o.Force {
+	if !IsKernelDefaultRoot(root.Kind) && !o.Force {
 		return ApplyResult{}, fmt.Errorf("shaper: interface %s: refusing to replace root qdisc %s (handle %s) without force: %w",
 			dev, root.Kind, root.Handle, ErrForeignRoot)
 	}
