@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -239,7 +240,11 @@ func (l *Lab) Close() error {
 		// Processes started by others in the namespace (iperf3 -D, a
 		// leftover agent) would keep it alive: kill them first.
 		if out, err := output("ip", "netns", "pids", nss[i]); err == nil {
+			self := strconv.Itoa(os.Getpid())
 			for _, pid := range strings.Fields(out) {
+				if pid == self {
+					continue // never ourselves, whatever a thread of ours entered
+				}
 				_ = exec.Command("kill", "-9", pid).Run()
 			}
 		}

@@ -13,36 +13,50 @@ import (
 )
 
 // DialContext returns a dial function whose connections are made inside
-// namespace ns, for an http.Transport. The socket is created on an OS
-// thread locked to a goroutine that enters ns and exits without unlocking,
-// so Go discards the thread and no other goroutine ever runs in ns.
+// namespace ns, for an http.Transport. A socket belongs to the namespace it
+// was created in, so only its creation runs inside ns: see inNetNS.
 func DialContext(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			// No UnlockOSThread: this thread's namespace changed.
-			f, err := os.Open("/run/netns/" + ns)
-			if err != nil {
-				ch <- result{nil, fmt.Errorf("lab: open netns %s: %w", ns, err)}
-				return
-			}
-			defer f.Close()
-			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-				ch <- result{nil, fmt.Errorf("lab: setns %s: %w", ns, err)}
-				return
-			}
+		var c net.Conn
+		err := inNetNS(ns, func() error {
 			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
+			var err error
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
+}
+
+// inNetNS runs fn on an OS thread that entered namespace ns and is then
+// discarded: its goroutine exits locked, so Go ends the thread and no other
+// goroutine ever runs in ns. The process's main thread is never used: Go
+// cannot end it, and its namespace is what /proc/PID/ns/net (and `ip netns
+// pids`) reports for the whole process.
+func inNetNS(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// Holding the main thread, the nested call gets another one.
+			errc <- inNetNS(ns, fn)
+			runtime.UnlockOSThread()
+			return
+		}
+		// No UnlockOSThread from here on: this thread's namespace changes.
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			errc <- fmt.Errorf("lab: open netns %s: %w", ns, err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("lab: setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
 
 // HTTPClient returns an HTTP client whose connections are made inside
@@ -50,6 +64,6 @@ func DialContext(ns string) func(ctx context.Context, network, addr string) (net
 func HTTPClient(ns string) *http.Client {
 	return &http.Client{
 		Timeout:   5 * time.Second,
-		Transport: &http.Transport{DialContext: DialContext(ns), DisableKeepAlives: false, MaxIdleConnsPerHost: 2},
+		Transport: &http.Transport{DialContext: DialContext(ns), MaxIdleConnsPerHost: 2},
 	}
 }

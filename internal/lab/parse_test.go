@@ -35,8 +35,8 @@ func TestLayouts(t *testing.T) {
 	}{
 		{
 			name: "plan",
-			got: PlanLayout(`tc qdisc replace dev up0 root handle e9: htb default 20
-tc qdisc add dev up0 root handle e9: htb default 20
+			got: PlanLayout(`# warning: pfifo leaves
+tc qdisc replace dev up0 root handle e9: htb default 20
 tc class add dev up0 parent e9: classid e9:1 htb rate 100gbit
 tc class add dev up0 parent e9:1 classid e9:10 htb rate 1mbit
 tc qdisc add dev up0 parent e9:10 handle e910: pfifo limit 10

@@ -85,7 +85,7 @@ func PlanLayout(render string) Layout {
 	var l Layout
 	for _, line := range strings.Split(render, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 4 || f[0] != "tc" || f[2] != "add" {
+		if len(f) < 4 || f[0] != "tc" || (f[2] != "add" && f[2] != "replace") {
 			continue
 		}
 		switch f[1] {
