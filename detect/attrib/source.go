@@ -54,7 +54,8 @@ func (t Tables) Resolve(addrs []netip.Addr, macs map[netip.Addr]net.HardwareAddr
 		mac := macs[a]
 		if len(mac) > 0 {
 			s.MACFrom = "capture"
-		} else if n, ok := t.neighbour(a); ok {
+		}
+		if n, ok := t.neighbour(a); ok && (len(mac) == 0 || t.routedHere(mac, n)) {
 			mac = n.MAC
 			s.MACFrom = "neighbour"
 			s.NeighbourInterface = t.Links[n.LinkIndex]
@@ -70,6 +71,16 @@ func (t Tables) Resolve(addrs []netip.Addr, macs map[netip.Addr]net.HardwareAddr
 		out = append(out, s)
 	}
 	return out
+}
+
+// routedHere reports whether a captured MAC is the router's own rather than
+// the sender's: no bridge learned it, but the sender's neighbour entry names
+// a bridge port (a VM behind br0 whose traffic the node routed to the
+// captured uplink).
+func (t Tables) routedHere(captured net.HardwareAddr, n Neighbour) bool {
+	_, capturedBridged := t.port(captured)
+	_, neighbourBridged := t.port(n.MAC)
+	return !capturedBridged && neighbourBridged
 }
 
 func (t Tables) neighbour(a netip.Addr) (Neighbour, bool) {
