@@ -1,0 +1,253 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egressguard/egressguard/agent/control"
+	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/internal/lab"
+)
+
+// env is one test's lab, built tools and agent.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	lab   *lab.Lab
+	tools lab.Tools
+	dir   string
+	agent *lab.Agent
+}
+
+// newEnv builds a lab with vms VMs behind the bridge and an agent (not
+// started) whose config is lab.AgentConfig changed by edit.
+func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end test: needs root for network namespaces, tc and raw sockets")
+	}
+	tools, err := lab.BuildTools()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	e := &env{t: t, ctx: ctx, lab: lab.NewT(t, "egl", vms), tools: tools, dir: t.TempDir()}
+	cfg := lab.AgentConfig(e.dir)
+	if edit != nil {
+		edit(&cfg)
+	}
+	e.agent, err = e.lab.NewAgent(tools.Egressguard, e.dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() && e.agent.Proc != nil {
+			t.Logf("agent log:\n%s", tail(e.agent.Proc.Output(), 60))
+		}
+	})
+	return e
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *env) startAgent() {
+	e.t.Helper()
+	if err := e.agent.Start(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// cli runs the egressguard CLI in the node and wants exit code want.
+func (e *env) cli(want int, args ...string) string {
+	e.t.Helper()
+	out, code, err := e.agent.CLI(e.ctx, args...)
+	if err != nil || code != want {
+		e.t.Fatalf("egressguard %s: exit %d (want %d), %v\n%s", strings.Join(args, " "), code, want, err, out)
+	}
+	return out
+}
+
+// flood runs the synflood generator at full speed in namespace ns for d.
+func (e *env) flood(ns string, d time.Duration, args ...string) *lab.Proc {
+	e.t.Helper()
+	p, err := e.lab.Start(ns, e.tools.Synflood, append([]string{"-duration", d.String()}, args...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+// status reads the agent's status or fails the test.
+func (e *env) status() control.Status {
+	e.t.Helper()
+	st, err := e.agent.Status(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st
+}
+
+// layout reads up0's tc layout in the node.
+func (e *env) layout() lab.Layout {
+	e.t.Helper()
+	l, err := e.lab.Layout(e.ctx, e.lab.Node, lab.Uplink)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l
+}
+
+// sample is one poll of the agent's status.
+type sample struct {
+	at        time.Time
+	verdict   string
+	mitigated bool // a mitigation on up0, installed in the kernel
+	mit       control.MitigationStatus
+	iface     control.InterfaceStatus
+	err       error
+}
+
+// poller polls /api/v1/status every period until stopped.
+type poller struct {
+	mu      sync.Mutex
+	samples []sample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func (e *env) poll(period time.Duration) *poller {
+	p := &poller{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			st, err := e.agent.Status(e.ctx)
+			s := sample{at: time.Now(), err: err}
+			for _, is := range st.Interfaces {
+				if is.Name == lab.Uplink {
+					s.verdict, s.iface = is.Verdict, is
+				}
+			}
+			for _, m := range st.Mitigations {
+				if m.Interface == lab.Uplink && m.Installed {
+					s.mitigated, s.mit = true, m
+				}
+			}
+			p.mu.Lock()
+			p.samples = append(p.samples, s)
+			p.mu.Unlock()
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+// Stop ends polling and returns every sample.
+func (p *poller) Stop() []sample {
+	close(p.stop)
+	<-p.done
+	return p.snapshot()
+}
+
+func (p *poller) snapshot() []sample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]sample(nil), p.samples...)
+}
+
+// waitFor polls until cond holds on a sample taken after since, and returns
+// that sample; it fails the test after limit.
+func (p *poller) waitFor(t *testing.T, what string, since time.Time, limit time.Duration, cond func(sample) bool) sample {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		for _, s := range p.snapshot() {
+			if s.err == nil && !s.at.Before(since) && cond(s) {
+				return s
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s", what, limit)
+	return sample{}
+}
+
+// metric sums the samples of a metric in Prometheus text whose labels
+// include every name="value" of labels; NaN when there is none.
+func metric(text, name string, labels map[string]string) float64 {
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		n, lbl, _ := strings.Cut(series, "{")
+		if n != name {
+			continue
+		}
+		match := true
+		for k, v := range labels {
+			if !strings.Contains(lbl, k+`="`+v+`"`) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err == nil {
+			sum, found = sum+f, true
+		}
+	}
+	if !found {
+		return math.NaN()
+	}
+	return sum
+}
+
+// metricValue reads one metric from the agent (see metric).
+func (e *env) metricValue(name string, labels map[string]string) float64 {
+	e.t.Helper()
+	text, err := e.agent.Metrics(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return metric(text, name, labels)
+}
+
+// throttledSent is the throttled class's (e9:10) Sent bytes on up0, tc as oracle.
+func (e *env) throttledSent() (uint64, time.Time) {
+	e.t.Helper()
+	cs, err := e.lab.Classes(e.ctx, e.lab.Node, lab.Uplink)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cs["e9:10"].Bytes, time.Now()
+}
