@@ -202,3 +202,10 @@ func ParseLog(out, msg string) []map[string]any {
 	}
 	return res
 }
+
+// StartAgentCLI runs `egressguard --config FILE args...` for a's config in
+// the background inside the node namespace (e.g. to kill the agent while
+// the command is being served).
+func (l *Lab) StartAgentCLI(a *Agent, args ...string) (*Proc, error) {
+	return l.Start(l.Node, a.Bin, append([]string{"--config", a.ConfigPath}, args...)...)
+}
