@@ -143,10 +143,12 @@ func (a *Agent) configure(cfg config.Config) error {
 		MaxActionsPerHour: cfg.Throttle.MaxActionsPerHour,
 		Scope:             policy.Scope(cfg.Throttle.Scope),
 		MaxSources:        cfg.Throttle.MaxSources,
-		ExitAfter:         cfg.Detect.ExitAfter,
-		Ports:             config.Ports(cfg.Throttle.Ports),
-		WhitelistPorts:    config.Ports(cfg.Whitelist.Ports),
-		WhitelistCIDRs:    config.Prefixes(cfg.Whitelist.CIDRs),
+		// The detector already holds a verdict for exit_after clean
+		// intervals; counting them again here would double the release delay.
+		ExitAfter:      1,
+		Ports:          config.Ports(cfg.Throttle.Ports),
+		WhitelistPorts: config.Ports(cfg.Whitelist.Ports),
+		WhitelistCIDRs: config.Prefixes(cfg.Whitelist.CIDRs),
 		Paused: func() bool {
 			_, err := os.Stat(pauseFile)
 			return err == nil

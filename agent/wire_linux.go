@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/gopacket/layers"
@@ -150,7 +152,9 @@ func (e *evidenceSink) Write(v detect.Verdict, c detect.Counts) (Attribution, st
 	if err != nil {
 		errs = append(errs, err)
 	}
-	at.Processes = procs
+	// The agent's own capture sockets are no suspect.
+	self := os.Getpid()
+	at.Processes = slices.DeleteFunc(procs, func(p attrib.Process) bool { return p.PID == self })
 	var pkts []evidence.Packet
 	if w, ok := e.watchers[v.Interface]; ok {
 		for _, p := range w.Recent() {
