@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/alerts"
+	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // Handler serves /metrics, /healthz, /readyz, /api/v1/status and the
@@ -117,7 +122,8 @@ type webhookSink struct{ a *Agent }
 func (s webhookSink) Throttle(ctx context.Context, r alerts.Request) error {
 	var errs []error
 	for _, iface := range r.Interfaces {
-		d, err := s.a.Request(ctx, policy.Request{ID: r.Fingerprint, Reason: policy.ReasonWebhook, Interface: iface}, RequestOptions{})
+		req := policy.Request{ID: r.Fingerprint, Reason: policy.ReasonWebhook, Interface: iface, Sources: s.a.floodSources(iface)}
+		d, err := s.a.Request(ctx, req, RequestOptions{})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -134,6 +140,32 @@ func (s webhookSink) Release(ctx context.Context, r alerts.Request) error {
 		s.a.Release(ctx, r.Fingerprint, iface)
 	}
 	return nil
+}
+
+// floodSources narrows a webhook throttle to the sources the agent's own
+// verdict names, so that an alert does not throttle every tenant on the node
+// when one of them floods. It returns nil (scope node) when throttle.scope
+// is node, when the interface is not in flood, or when the non-whitelisted
+// sources are more than throttle.max_sources or none.
+func (a *Agent) floodSources(iface string) []netip.Prefix {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := a.last[iface].Verdict
+	if a.cfg.Throttle.Scope == string(shaper.ScopeNode) || v.State != detect.StateFlood {
+		return nil
+	}
+	white := config.Prefixes(a.cfg.Whitelist.CIDRs)
+	var out []netip.Prefix
+	for _, s := range v.Evidence.TopSources {
+		p := netip.PrefixFrom(s.Addr, s.Addr.BitLen())
+		if !slices.ContainsFunc(white, p.Overlaps) {
+			out = append(out, p)
+		}
+	}
+	if len(out) > a.cfg.Throttle.MaxSources {
+		return nil
+	}
+	return out
 }
 
 // RequestOptions are what a manual request adds to the policy's view.
