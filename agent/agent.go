@@ -215,6 +215,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 	if err := a.engine.Adopt(adopt); err != nil {
 		errs = append(errs, err)
 	}
+	a.refreshActive()
 	status, err := a.ctl.Status(ctx, a.cfg.Mode)
 	if err == nil {
 		for _, name := range status.Unrecorded {
