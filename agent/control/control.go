@@ -50,57 +50,69 @@ func (c *Controller) Throttle(ctx context.Context, r Request) (state.Mitigation,
 	if err != nil {
 		return state.Mitigation{}, err
 	}
-	unlock, err := c.Store.Lock()
-	if err != nil {
-		return state.Mitigation{}, err
-	}
-	defer unlock()
-	st, err := c.Store.Load()
-	if err != nil {
-		return state.Mitigation{}, err
-	}
-	res, err := c.Kernel.Apply(ctx, plan, shaper.ApplyOptions{Force: r.Force})
-	if err != nil {
-		return state.Mitigation{}, err
-	}
-	now := c.Now()
-	m, existed := st.Find(r.Spec.Interface)
-	if !existed {
-		m = state.Mitigation{Interface: r.Spec.Interface, Since: now, Reason: r.Reason}
-	}
-	if res.Replaced {
-		m.Previous = res.Previous
-	}
-	m.Scope = r.Spec.Scope()
-	m.Sources = r.Spec.Sources
-	m.Ports = r.Spec.Ports
-	m.Protocols = r.Spec.Protocols
-	m.RateBps = r.Spec.Rate
-	m.Warnings = plan.Warnings
-	switch {
-	case r.Owners != nil:
-		m.Owners = slices.Clone(r.Owners)
-	case !slices.Contains(m.Owners, r.Reason):
-		m.Owners = append(m.Owners, r.Reason)
-	}
-	m.Expires = r.Expires
-	st.Put(m)
-	if err := c.Store.Save(st); err != nil {
-		if res.Replaced {
-			if rerr := c.Kernel.Remove(ctx, r.Spec.Interface, res.Previous); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("undo: %w", rerr))
-			}
+	var m state.Mitigation
+	err = c.withState(func(st *state.State) error {
+		res, err := c.Kernel.Apply(ctx, plan, shaper.ApplyOptions{Force: r.Force})
+		if err != nil {
+			return err
 		}
+		var existed bool
+		m, existed = st.Find(r.Spec.Interface)
+		if !existed {
+			m = state.Mitigation{Interface: r.Spec.Interface, Since: c.Now(), Reason: r.Reason}
+		}
+		if res.Replaced {
+			m.Previous = res.Previous
+		}
+		m.Scope = r.Spec.Scope()
+		m.Sources = r.Spec.Sources
+		m.Ports = r.Spec.Ports
+		m.Protocols = r.Spec.Protocols
+		m.RateBps = r.Spec.Rate
+		m.Warnings = plan.Warnings
+		switch {
+		case r.Owners != nil:
+			m.Owners = slices.Clone(r.Owners)
+		case !slices.Contains(m.Owners, r.Reason):
+			m.Owners = append(m.Owners, r.Reason)
+		}
+		m.Expires = r.Expires
+		st.Put(m)
+		if err := c.Store.Save(*st); err != nil {
+			if res.Replaced {
+				if rerr := c.Kernel.Remove(ctx, r.Spec.Interface, res.Previous); rerr != nil {
+					err = errors.Join(err, fmt.Errorf("undo: %w", rerr))
+				}
+			}
+			return err
+		}
+		c.Log.Info("throttle installed", "interface", m.Interface, "scope", m.Scope, "sources", m.Sources,
+			"ports", m.Ports, "rate_bps", m.RateBps, "reason", r.Reason, "changed", res.Changed, "expires", m.Expires)
+		return nil
+	})
+	if err != nil {
 		return state.Mitigation{}, err
 	}
-	c.Log.Info("throttle installed", "interface", m.Interface, "scope", m.Scope, "sources", m.Sources,
-		"ports", m.Ports, "rate_bps", m.RateBps, "reason", r.Reason, "changed", res.Changed, "expires", m.Expires)
 	return m, nil
 }
 
 // Record updates the owners and expiry of the mitigation on iface in the
 // state file, leaving the kernel as it is.
 func (c *Controller) Record(iface string, owners []string, expires time.Time) error {
+	return c.withState(func(st *state.State) error {
+		m, ok := st.Find(iface)
+		if !ok {
+			return fmt.Errorf("%s: %w", iface, ErrNotThrottled)
+		}
+		m.Owners = slices.Clone(owners)
+		m.Expires = expires
+		st.Put(m)
+		return c.Store.Save(*st)
+	})
+}
+
+// withState runs fn on the state file's content under the store's lock.
+func (c *Controller) withState(fn func(st *state.State) error) error {
 	unlock, err := c.Store.Lock()
 	if err != nil {
 		return err
@@ -110,55 +122,32 @@ func (c *Controller) Record(iface string, owners []string, expires time.Time) er
 	if err != nil {
 		return err
 	}
-	m, ok := st.Find(iface)
-	if !ok {
-		return fmt.Errorf("%s: %w", iface, ErrNotThrottled)
-	}
-	m.Owners = slices.Clone(owners)
-	m.Expires = expires
-	st.Put(m)
-	return c.Store.Save(st)
+	return fn(&st)
 }
 
 // Unthrottle removes the mitigation on iface and restores the root qdisc it
 // replaced. An interface that carries egressguard's layout but has no record
 // (a lost state file) is cleaned too: the kernel default root comes back.
 func (c *Controller) Unthrottle(ctx context.Context, iface string) error {
-	unlock, err := c.Store.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := c.Store.Load()
-	if err != nil {
-		return err
-	}
-	return c.removeLocked(ctx, &st, iface)
+	return c.withState(func(st *state.State) error { return c.removeLocked(ctx, st, iface) })
 }
 
 // UnthrottleAll removes every recorded mitigation and every egressguard
 // layout found on the node's interfaces.
 func (c *Controller) UnthrottleAll(ctx context.Context) error {
-	unlock, err := c.Store.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, err := c.Store.Load()
-	if err != nil {
-		return err
-	}
-	ifaces, err := c.oursOrRecorded(ctx, st)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, name := range ifaces {
-		if err := c.removeLocked(ctx, &st, name); err != nil && !errors.Is(err, ErrNotThrottled) {
-			errs = append(errs, err)
+	return c.withState(func(st *state.State) error {
+		ifaces, err := c.oursOrRecorded(ctx, *st)
+		if err != nil {
+			return err
 		}
-	}
-	return errors.Join(errs...)
+		var errs []error
+		for _, name := range ifaces {
+			if err := c.removeLocked(ctx, st, name); err != nil && !errors.Is(err, ErrNotThrottled) {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 func (c *Controller) removeLocked(ctx context.Context, st *state.State, iface string) error {

@@ -3,7 +3,6 @@ package control
 import (
 	"context"
 	"net"
-	"net/netip"
 	"time"
 
 	"github.com/egressguard/egressguard/agent/state"
@@ -12,24 +11,14 @@ import (
 )
 
 // MitigationStatus is one mitigation as `status --json` and /api/v1/status
-// show it (DESIGN §7): the record joined with what the kernel holds.
+// show it (DESIGN §7): the record, flattened, joined with what the kernel
+// holds.
 type MitigationStatus struct {
-	Interface string         `json:"interface"`
-	Scope     shaper.Scope   `json:"scope"`
-	Sources   []netip.Prefix `json:"sources"`
-	Ports     []uint16       `json:"ports"`
-	Protocols []string       `json:"protocols"`
-	RateBps   uint64         `json:"rate_bps"`
-	Reason    string         `json:"reason"`
-	Owners    []string       `json:"owners,omitempty"`
-	Since     time.Time      `json:"since"`
-	Expires   time.Time      `json:"expires"`
-	Expired   bool           `json:"expired"`
+	state.Mitigation
+	Expired bool `json:"expired"`
 	// Installed is false when the record has no layout in the kernel behind it.
 	Installed    bool              `json:"installed"`
 	Throttled    shaper.ClassStats `json:"throttled"`
-	Warnings     []string          `json:"warnings,omitempty"`
-	Replaced     string            `json:"replaced,omitempty"`
 	InspectError string            `json:"inspect_error,omitempty"`
 }
 
@@ -86,11 +75,7 @@ func (c *Controller) Status(ctx context.Context, mode string) (Status, error) {
 }
 
 func (c *Controller) mitigationStatus(ctx context.Context, m state.Mitigation, now time.Time) MitigationStatus {
-	ms := MitigationStatus{
-		Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: m.Ports, Protocols: m.Protocols,
-		RateBps: m.RateBps, Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
-		Expired: m.Expired(now), Warnings: m.Warnings, Replaced: m.Previous.Kind,
-	}
+	ms := MitigationStatus{Mitigation: m, Expired: m.Expired(now)}
 	inst, err := c.Kernel.Inspect(ctx, m.Interface)
 	if err != nil {
 		ms.InspectError = err.Error()

@@ -103,6 +103,23 @@ func (f *throttleFlags) duration(cfg config.Config) (time.Duration, error) {
 	return ttl, nil
 }
 
+// resolve loads the config and turns the flags into a validated Spec and TTL.
+func (f *throttleFlags) resolve(g *globals) (config.Config, shaper.Spec, time.Duration, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return config.Config{}, shaper.Spec{}, 0, err
+	}
+	spec, err := f.spec(cfg)
+	if err != nil {
+		return config.Config{}, shaper.Spec{}, 0, err
+	}
+	ttl, err := f.duration(cfg)
+	if err != nil {
+		return config.Config{}, shaper.Spec{}, 0, err
+	}
+	return cfg, spec, ttl, nil
+}
+
 func newThrottleCommand(g *globals) *cobra.Command {
 	var f throttleFlags
 	cmd := &cobra.Command{
@@ -110,15 +127,7 @@ func newThrottleCommand(g *globals) *cobra.Command {
 		Short: "Throttle egress to the given ports on an interface, now",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.loadConfig()
-			if err != nil {
-				return err
-			}
-			spec, err := f.spec(cfg)
-			if err != nil {
-				return err
-			}
-			ttl, err := f.duration(cfg)
+			cfg, spec, ttl, err := f.resolve(g)
 			if err != nil {
 				return err
 			}
@@ -215,15 +224,8 @@ func newPlanCommand(g *globals) *cobra.Command {
 		Short: "Print the tc commands a throttle would run; change nothing",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.loadConfig()
+			_, spec, _, err := f.resolve(g)
 			if err != nil {
-				return err
-			}
-			spec, err := f.spec(cfg)
-			if err != nil {
-				return err
-			}
-			if _, err := f.duration(cfg); err != nil {
 				return err
 			}
 			feats, err := shaper.Probe(cmd.Context())
