@@ -1,4 +1,6 @@
 # egressguard — see README.md. Kernel tests and the demo need root.
+# sudo's secure_path drops the Go toolchain's directory; keep it reachable.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 # A semver the packages accept: the release, then the commit until there are tags.
 VERSION ?= 0.1.0-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)

@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (sudo make demo): it creates network namespaces" >&2; exit 1; }
 for t in go ip tc nft iperf3; do
-	command -v "$t" >/dev/null || { echo "demo: $t is missing (apt-get install iproute2 nftables iperf3; Go from go.dev)" >&2; exit 1; }
+	command -v "$t" >/dev/null || { echo "demo: $t is missing (apt-get install iproute2 nftables iperf3; and a Go toolchain)" >&2; exit 1; }
 done
 exec go run ./scripts/demo "$@"
