@@ -19,6 +19,13 @@ type Config struct {
 	// handshakes it never started, the mark of a raw-socket flood whose victims
 	// answer (detect.rst_ratio_max).
 	RstRatioMax float64 `json:"rst_ratio_max" yaml:"rst_ratio_max"`
+	// CloseRatioMax: the raw-socket rule also needs connection closes out
+	// (FIN or RST|ACK) / SYN-ACK in below this. A bare RST to a SYN-ACK looks
+	// the same whether the handshake was never started (a raw-socket flood)
+	// or already completed and closed (a crawler whose overloaded server
+	// retransmits its SYN-ACK): only the second kind of client ever closes
+	// the connections it opened.
+	CloseRatioMax float64 `json:"close_ratio_max" yaml:"close_ratio_max"`
 	// UDPRateMin is the outbound rate (packets per second) of UDP to the
 	// throttled ports above which unanswered packets make an interval suspect.
 	// It is separate from SynRateMin because a QUIC flow sends far more
@@ -67,6 +74,7 @@ func DefaultConfig() Config {
 		SynRateMin:           2000,
 		SynAckRatioMax:       0.2,
 		RstRatioMax:          0.5,
+		CloseRatioMax:        0.5,
 		UDPRateMin:           5000,
 		UDPReplyRatioMax:     0.05,
 		EnterAfter:           3,
@@ -105,6 +113,7 @@ func (c Config) Validate() error {
 		v    float64
 	}{
 		{"detect.synack_ratio_max", c.SynAckRatioMax},
+		{"detect.close_ratio_max", c.CloseRatioMax},
 		{"detect.udp_reply_ratio_max", c.UDPReplyRatioMax},
 		{"detect.port_concentration_min", c.PortConcentrationMin},
 		{"detect.baseline_alpha", c.BaselineAlpha},

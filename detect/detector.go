@@ -145,6 +145,8 @@ func (d *Detector) measure(s Sample, st *ifaceState) Evidence {
 		UDPInPps:      float64(c.UDPIn) / secs,
 		SynAckRatio:   ratio(c.SynAckIn, c.SynOut),
 		RstRatio:      ratio(c.RstOut, c.SynAckIn),
+		CloseOutPps:   float64(c.CloseOut) / secs,
+		CloseRatio:    ratio(c.CloseOut, c.SynAckIn),
 		UDPReplyRatio: ratio(c.UDPIn, c.UDPOut),
 		FanOut:        c.Destinations,
 	}
@@ -182,9 +184,9 @@ func (d *Detector) synFailing(ev Evidence) (string, bool) {
 		return fmt.Sprintf("syn out %.0f/s > %.0f/s with syn-ack/syn ratio %.3f < %g",
 			ev.SynOutPps, d.cfg.SynRateMin, ev.SynAckRatio, d.cfg.SynAckRatioMax), true
 	}
-	if ev.SynAckInPps > 0 && ev.RstRatio > d.cfg.RstRatioMax {
-		return fmt.Sprintf("syn out %.0f/s > %.0f/s with rst/syn-ack ratio %.3f > %g (raw-socket pattern: the kernel resets handshakes it never started)",
-			ev.SynOutPps, d.cfg.SynRateMin, ev.RstRatio, d.cfg.RstRatioMax), true
+	if ev.SynAckInPps > 0 && ev.RstRatio > d.cfg.RstRatioMax && ev.CloseRatio < d.cfg.CloseRatioMax {
+		return fmt.Sprintf("syn out %.0f/s > %.0f/s with rst/syn-ack ratio %.3f > %g and close/syn-ack ratio %.3f < %g (raw-socket pattern: the kernel resets handshakes it never started)",
+			ev.SynOutPps, d.cfg.SynRateMin, ev.RstRatio, d.cfg.RstRatioMax, ev.CloseRatio, d.cfg.CloseRatioMax), true
 	}
 	return "", false
 }

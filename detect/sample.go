@@ -8,7 +8,8 @@ import (
 
 // Counts is what a capture observed on one interface during one interval (estimates, scaled up if sampled).
 type Counts struct {
-	SynOut, SynAckIn, RstOut uint64                          // TCP
+	SynOut, SynAckIn, RstOut uint64                          // TCP; RstOut: bare RSTs (no ACK) out
+	CloseOut                 uint64                          // FIN or RST|ACK out: connections this side completed and closed
 	UDPOut, UDPIn            uint64                          // UDP to/from the throttled ports
 	Destinations             uint64                          // distinct destination addresses (estimate)
 	DstPorts                 map[uint16]uint64               // SYNs+UDP out by destination port (capped: top N)

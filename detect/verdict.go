@@ -45,6 +45,8 @@ type Evidence struct {
 	UDPInPps          float64          `json:"udp_in_pps"`
 	SynAckRatio       float64          `json:"synack_ratio"`       // SYN-ACK in / SYN out; 0 when no SYN went out
 	RstRatio          float64          `json:"rst_ratio"`          // RST out / SYN-ACK in; 0 when no SYN-ACK came in
+	CloseOutPps       float64          `json:"close_out_pps"`      // FIN or RST|ACK out
+	CloseRatio        float64          `json:"close_ratio"`        // closes out / SYN-ACK in; 0 when no SYN-ACK came in
 	UDPReplyRatio     float64          `json:"udp_reply_ratio"`    // UDP in / UDP out; 0 when none went out
 	FanOut            uint64           `json:"fan_out"`            // distinct destinations in the interval
 	PortConcentration float64          `json:"port_concentration"` // share of SYN+UDP out to the top port

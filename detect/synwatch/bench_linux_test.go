@@ -150,7 +150,7 @@ func naiveCapture(ctx context.Context, b *testing.B, nsFD int, ready chan struct
 		}
 		out := from.(*unix.SockaddrLinklayer).Pkttype == unix.PACKET_OUTGOING
 		p := gopacket.NewPacket(buf[:m], layers.LayerTypeEthernet, gopacket.Default)
-		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && classifyTCP(tcp.SYN, tcp.ACK, tcp.RST, out) != kindNone {
+		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && classifyTCP(tcp.SYN, tcp.ACK, tcp.RST, tcp.FIN, out) != kindNone {
 			n++
 		} else if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && (out && ports.has(uint16(udp.DstPort)) || !out && ports.has(uint16(udp.SrcPort))) {
 			n++

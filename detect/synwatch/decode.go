@@ -15,6 +15,7 @@ const (
 	kindSynOut
 	kindSynAckIn
 	kindRstOut
+	kindCloseOut
 	kindUDPOut
 	kindUDPIn
 )
@@ -90,7 +91,7 @@ func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
 			o.dst = netip.AddrFrom16([16]byte(d.ip6.DstIP))
 			haveIP = true
 		case layers.LayerTypeTCP:
-			o.kind, haveL4 = classifyTCP(d.tcp.SYN, d.tcp.ACK, d.tcp.RST, outgoing), true
+			o.kind, haveL4 = classifyTCP(d.tcp.SYN, d.tcp.ACK, d.tcp.RST, d.tcp.FIN, outgoing), true
 			o.dport = uint16(d.tcp.DstPort)
 		case layers.LayerTypeUDP:
 			o.kind, haveL4 = d.classifyUDP(uint16(d.udp.SrcPort), uint16(d.udp.DstPort), outgoing), true
@@ -107,11 +108,14 @@ func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
 // sends for a SYN-ACK it never asked for (RFC 793 takes its sequence number
 // from the segment's ACK field and sets no ACK), which is the raw-socket
 // flood's tell. An abortive close (SO_LINGER 0) sends RST|ACK; counting it
-// would make a crawler that aborts its connections look like a flood.
-func classifyTCP(syn, ack, rst, outgoing bool) kind {
+// would make a crawler that aborts its connections look like a flood; it
+// counts, with FIN, as CloseOut: the end of a connection this side completed.
+func classifyTCP(syn, ack, rst, fin, outgoing bool) kind {
 	switch {
 	case outgoing && rst && !ack:
 		return kindRstOut
+	case outgoing && (fin || rst):
+		return kindCloseOut
 	case outgoing && syn && !ack:
 		return kindSynOut
 	case !outgoing && syn && ack && !rst:

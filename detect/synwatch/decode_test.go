@@ -97,13 +97,13 @@ var frameCases = []struct {
 	{"synack in v4", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn},
 	{"synack in v6", frameSpec{v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 80, dport: 40000, flags: "SA"}, false, kindSynAckIn},
 	{"rst out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "R"}, true, kindRstOut},
-	{"rst-ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "RA"}, true, kindNone}, // abortive close, not the kernel's reset of a stray SYN-ACK
+	{"rst-ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "RA"}, true, kindCloseOut}, // abortive close, not the kernel's reset of a stray SYN-ACK
 	{"udp out 443", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443}, true, kindUDPOut},
 	{"udp in from 443", frameSpec{udp: true, v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 5000}, false, kindUDPIn},
 	{"syn in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 40000, dport: 22, flags: "S"}, false, kindNone},
 	{"synack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 22, dport: 40000, flags: "SA"}, true, kindNone},
 	{"ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "A"}, true, kindNone},
-	{"fin out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "FA"}, true, kindNone},
+	{"fin out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "FA"}, true, kindCloseOut},
 	{"rst in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "R"}, false, kindNone},
 	{"udp out 53", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 53}, true, kindNone},
 	{"udp in to 443", frameSpec{udp: true, src: "198.18.0.9", dst: "10.0.0.1", sport: 5000, dport: 443}, false, kindNone},

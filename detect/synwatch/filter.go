@@ -19,6 +19,7 @@ const packetOutgoing = 4
 
 // TCP flag bits at offset 13 of the TCP header.
 const (
+	tcpFIN = 0x01
 	tcpSYN = 0x02
 	tcpRST = 0x04
 	tcpACK = 0x10
@@ -32,7 +33,7 @@ const (
 
 // FilterProgram returns the classic BPF program the capture socket runs. It
 // accepts, truncated to Snaplen: outgoing TCP SYN without ACK, incoming
-// SYN-ACK, outgoing RST without ACK, outgoing UDP to one of ports and incoming UDP from
+// SYN-ACK, outgoing RST, outgoing FIN, outgoing UDP to one of ports and incoming UDP from
 // one of them; IPv4 (first fragments only) and IPv6 (TCP/UDP as the first
 // next header), with or without one 802.1Q / 802.1ad tag in the frame. With
 // sampleEvery > 1 it then keeps a packet only when the kernel's per-packet
@@ -85,13 +86,15 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 
 	a.label("tcp")
 	a.add(bpf.LoadIndirect{Off: 14 + 13, Size: 1})
-	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpRST | tcpACK})
+	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpFIN | tcpSYN | tcpRST | tcpACK})
 	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memFlags})
 	a.add(bpf.LoadExtension{Num: bpf.ExtType})
 	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
 	a.jumpIf(bpf.JumpEqual, tcpSYN, "accept", "")
-	a.jumpIf(bpf.JumpEqual, tcpRST, "accept", "drop") // RST without ACK only: see classifyTCP
+	a.jumpIf(bpf.JumpEqual, tcpRST, "accept", "")        // RST without ACK: see classifyTCP
+	a.jumpIf(bpf.JumpEqual, tcpRST|tcpACK, "accept", "") // abortive close
+	a.jumpIf(bpf.JumpBitsSet, tcpFIN, "accept", "drop")  // orderly close
 	a.label("tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
 	a.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, "accept", "drop")

@@ -19,7 +19,7 @@ const (
 // window accumulates sampled observations, each weighted by the 1-in-N
 // sampling rate it was captured under, for one interval.
 type window struct {
-	synOut, synAckIn, rstOut, udpOut, udpIn uint64
+	synOut, synAckIn, rstOut, closeOut, udpOut, udpIn uint64
 
 	outSampled, outWeight uint64 // SYN+UDP out: sampled packets and their total weight
 	dsts                  distinctSet
@@ -54,6 +54,9 @@ func (w *window) add(o observation, weight uint64) {
 		return
 	case kindRstOut:
 		w.rstOut += weight
+		return
+	case kindCloseOut:
+		w.closeOut += weight
 		return
 	case kindSynOut:
 		w.synOut += weight
@@ -92,6 +95,7 @@ func (w *window) counts(topN int) detect.Counts {
 		SynOut:       scale(w.synOut),
 		SynAckIn:     scale(w.synAckIn),
 		RstOut:       scale(w.rstOut),
+		CloseOut:     scale(w.closeOut),
 		UDPOut:       scale(w.udpOut),
 		UDPIn:        scale(w.udpIn),
 		Destinations: uint64(math.Round(estimateDistinct(w.dsts.count(), w.outSampled, w.outWeight))),
@@ -116,7 +120,7 @@ func (w *window) counts(topN int) detect.Counts {
 }
 
 func (w *window) reset() {
-	w.synOut, w.synAckIn, w.rstOut, w.udpOut, w.udpIn = 0, 0, 0, 0, 0
+	w.synOut, w.synAckIn, w.rstOut, w.closeOut, w.udpOut, w.udpIn = 0, 0, 0, 0, 0, 0
 	w.outSampled, w.outWeight = 0, 0
 	w.kernelPassed, w.kernelDropped = 0, 0
 	w.dsts.reset()
