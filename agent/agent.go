@@ -324,7 +324,7 @@ func (a *Agent) Tick(ctx context.Context) {
 			a.last[name] = view
 			a.log.Info("flood attributed", "interface", name, "sources", at.Sources, "processes", at.Processes, "evidence", dir)
 		}
-		obs = append(obs, policy.Observation{Interface: name, State: policy.State(v.State), Sources: topAddrs(v.Evidence.TopSources)})
+		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: topAddrs(v.Evidence.TopSources)})
 	}
 	a.execute(ctx, a.engine.Step(now, obs), false)
 	a.persistRenewals()

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/egressguard/egressguard/detect"
 )
 
 // budgetWindow is the sliding window of Config.MaxActionsPerHour.
@@ -168,7 +170,7 @@ func (e *Engine) episode(iface string) *episode {
 }
 
 func (e *Engine) observe(now time.Time, o Observation) []Decision {
-	if o.State != StateFlood {
+	if o.State != detect.StateFlood {
 		ep := e.episodes[o.Interface]
 		if ep == nil {
 			return nil

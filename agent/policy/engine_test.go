@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressguard/egressguard/detect"
 )
 
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -85,14 +87,14 @@ func step(at time.Duration, os ...Observation) op {
 }
 
 func flood(iface string, srcs ...string) Observation {
-	o := Observation{Interface: iface, State: StateFlood}
+	o := Observation{Interface: iface, State: detect.StateFlood}
 	for _, a := range srcs {
 		o.Sources = append(o.Sources, netip.MustParseAddr(a))
 	}
 	return o
 }
 
-func clean(iface string) Observation { return Observation{Interface: iface, State: StateClean} }
+func clean(iface string) Observation { return Observation{Interface: iface, State: detect.StateClean} }
 
 // steps repeats observation o every second for n intervals from from.
 func steps(from time.Duration, n int, o func(i int) Observation) []op {
@@ -211,7 +213,7 @@ func TestEngine(t *testing.T) {
 				steps(0, 10, cycle("eth0", []string{srcA})),
 				steps(10*s, 4, cleans("eth0")),
 				steps(14*s, 10, cycle("eth0", []string{srcA})),
-				steps(24*s, 4, func(int) Observation { return Observation{Interface: "eth0", State: StateAttention} }),
+				steps(24*s, 4, func(int) Observation { return Observation{Interface: "eth0", State: detect.StateAttention} }),
 				at(step(28*s, clean("eth0"))),
 			),
 			want: []string{

@@ -3,23 +3,16 @@ package policy
 import (
 	"net/netip"
 	"time"
-)
 
-// State is the detector's verdict on one interface for one interval.
-type State string
-
-// Detector states. Anything but StateFlood counts as a clean interval.
-const (
-	StateClean     State = "clean"
-	StateAttention State = "attention"
-	StateFlood     State = "flood"
+	"github.com/egressguard/egressguard/detect"
 )
 
 // Observation is the detector's verdict on one watched interface for one
 // interval, after its enter_after hysteresis.
 type Observation struct {
 	Interface string
-	State     State
+	// State is the detector's; anything but flood counts as a clean interval.
+	State detect.State
 	// Sources are the top offending source addresses, most first.
 	Sources []netip.Addr
 }
