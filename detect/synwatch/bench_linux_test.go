@@ -28,10 +28,10 @@ func replaySet(t testing.TB) [][]byte {
 			set = append(set, f.serialize(t))
 		}
 	}
-	add(5, frameSpec{src: "10.200.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "A", payload: 1400})
-	add(3, frameSpec{src: "10.200.0.1", dst: "198.18.7.9", sport: 40001, dport: 80, flags: "S"})
-	add(1, frameSpec{udp: true, src: "10.200.0.1", dst: "198.18.0.10", sport: 5000, dport: 443})
-	add(1, frameSpec{udp: true, src: "10.200.0.1", dst: "198.18.0.53", sport: 5001, dport: 53})
+	add(5, frameSpec{src: "198.19.255.2", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "A", payload: 1400})
+	add(3, frameSpec{src: "198.19.255.2", dst: "198.18.7.9", sport: 40001, dport: 80, flags: "S"})
+	add(1, frameSpec{udp: true, src: "198.19.255.2", dst: "198.18.0.10", sport: 5000, dport: 443})
+	add(1, frameSpec{udp: true, src: "198.19.255.2", dst: "198.18.0.53", sport: 5001, dport: 53})
 	return set
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	eglab "github.com/egressguard/egressguard/internal/lab"
 )
 
 // within reports whether got is within frac of want.
@@ -26,7 +28,7 @@ func TestFloodsAgainstTruth(t *testing.T) {
 		{"syn4", 1 << 17, []string{"-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
 		{"syn6", 1 << 80, []string{"-6", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
 		{"syn4-spoofed", 1 << 17, []string{"-spoof", "10.77.0.0/16", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
-		{"udp443", 1 << 17, []string{"-udp", "-ports", "443", "-duration", "2s"}, "udpin", func(c countsView) uint64 { return c.UDPOut }},
+		{"udp443", 1 << 17, []string{"-udp", "-ports", "443", "-duration", "2s"}, eglab.TruthUDP, func(c countsView) uint64 { return c.UDPOut }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLab(t)
@@ -136,7 +138,7 @@ func TestFilterInKernel(t *testing.T) {
 		if tc.out {
 			send(l.nodeFD, "up0", tc.f.serialize(t))
 		} else {
-			send(int(inetFD.Fd()), "dn0", tc.f.serialize(t))
+			send(int(inetFD.Fd()), "wan0", tc.f.serialize(t))
 		}
 		if tc.want != kindNone {
 			want[tc.want]++
