@@ -448,11 +448,15 @@ func (a *Agent) refreshActive() {
 // persistRenewals writes renewed expiries to the state file, at most once a
 // minute per mitigation: a crash then loses at most a minute of TTL.
 func (a *Agent) persistRenewals() {
+	ms := a.engine.Mitigations()
+	if len(ms) == 0 {
+		return // the common case: no file read every interval
+	}
 	st, err := a.ctl.Store.Load()
 	if err != nil {
 		return
 	}
-	for _, m := range a.engine.Mitigations() {
+	for _, m := range ms {
 		rec, ok := st.Find(m.Interface)
 		if !ok || m.Expires.Sub(rec.Expires) < time.Minute {
 			continue
