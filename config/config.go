@@ -15,14 +15,13 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // DefaultPath is where every command looks for the config unless --config
 // names another file. A missing default file means built-in defaults.
 const DefaultPath = "/etc/egressguard/config.yaml"
-
-// SSHPort is always whitelisted: the agent never cuts operators off.
-const SSHPort = 22
 
 // Modes the agent runs in.
 const (
@@ -245,7 +244,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for i, p := range c.Throttle.Ports {
-		if p == SSHPort || slices.Contains(c.Whitelist.Ports, p) {
+		if uint16(p) == shaper.SSHPort || slices.Contains(c.Whitelist.Ports, p) {
 			return fmt.Errorf("throttle.ports[%d] %d: port is whitelisted (SSH 22 and whitelist.ports are never throttled)", i, p)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // Mode says whether the policy may change kernel state.
@@ -33,9 +35,6 @@ const (
 	ScopeNode Scope = "node"
 )
 
-// SSHPort is whitelisted whatever the configuration says.
-const SSHPort uint16 = 22
-
 // Config holds the limits the policy enforces. Field comments name the
 // config.yaml key that fills them.
 type Config struct {
@@ -47,7 +46,7 @@ type Config struct {
 	MaxSources        int           // throttle.max_sources: most sources ScopeAuto throttles by source
 	ExitAfter         int           // detect.exit_after: clean intervals before the detector releases
 	Ports             []uint16      // throttle.ports: default throttled destination ports
-	WhitelistPorts    []uint16      // whitelist.ports: never throttled; SSHPort is implied
+	WhitelistPorts    []uint16      // whitelist.ports: never throttled; shaper.SSHPort is implied
 	WhitelistCIDRs    []netip.Prefix
 	// Paused reports whether the pause file exists; nil means never paused.
 	// It is called only when a new action is about to be taken.
@@ -106,7 +105,7 @@ func (c Config) Validate() error {
 }
 
 func (c Config) portWhitelisted(p uint16) bool {
-	return p == SSHPort || slices.Contains(c.WhitelistPorts, p)
+	return p == shaper.SSHPort || slices.Contains(c.WhitelistPorts, p)
 }
 
 // cidrWhitelisted returns the whitelisted CIDR p overlaps, if any.
