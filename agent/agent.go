@@ -141,7 +141,7 @@ func (a *Agent) configure(cfg config.Config) error {
 		TTL:               time.Duration(cfg.Throttle.TTL),
 		MaxTTL:            time.Duration(cfg.Throttle.MaxTTL),
 		MaxActionsPerHour: cfg.Throttle.MaxActionsPerHour,
-		Scope:             policy.Scope(cfg.Throttle.Scope),
+		Scope:             cfg.Throttle.Scope,
 		MaxSources:        cfg.Throttle.MaxSources,
 		// The detector already holds a verdict for exit_after clean
 		// intervals; counting them again here would double the release delay.
@@ -207,7 +207,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 		}
 		a.rates[m.Interface] = m.RateBps
 		adopt = append(adopt, policy.Mitigation{
-			Interface: m.Interface, Scope: policy.Scope(m.Scope), Sources: m.Sources, Ports: m.Ports,
+			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: m.Ports,
 			Reason: policy.Reason(m.Reason), Owners: m.Owners, Since: m.Since, Expires: m.Expires,
 		})
 		a.metrics.expiry.WithLabelValues(m.Interface).Set(float64(m.Expires.Unix()))
@@ -397,7 +397,7 @@ func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool) {
 		switch d.Action {
 		case policy.ActionThrottle, policy.ActionUpdate:
 			m := d.Mitigation
-			spec := a.spec(m.Interface, shaper.Scope(m.Scope), m.Sources, m.Ports, a.rates[m.Interface])
+			spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, a.rates[m.Interface])
 			_, err := a.ctl.Throttle(ctx, control.Request{Spec: spec, Reason: string(m.Reason), Owners: m.Owners, Expires: m.Expires, Force: force})
 			if err != nil {
 				a.log.Error("throttle failed", "interface", m.Interface, "err", err)

@@ -151,7 +151,7 @@ func (a *Agent) floodSources(iface string) []netip.Prefix {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	v := a.last[iface].Verdict
-	if a.cfg.Throttle.Scope == string(shaper.ScopeNode) || v.State != detect.StateFlood {
+	if a.cfg.Throttle.Scope == shaper.ScopeNode || v.State != detect.StateFlood {
 		return nil
 	}
 	white := config.Prefixes(a.cfg.Whitelist.CIDRs)

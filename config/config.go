@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -55,15 +56,15 @@ type Detect struct {
 
 // Throttle says what a mitigation installs and how long it lives (DESIGN §4, §5).
 type Throttle struct {
-	Rate              Rate     `yaml:"rate"`
-	LinkRate          Rate     `yaml:"link_rate,omitempty"`
-	Ports             []Port   `yaml:"ports"`
-	Protocols         []string `yaml:"protocols"`
-	Scope             string   `yaml:"scope"`
-	MaxSources        int      `yaml:"max_sources"`
-	TTL               Duration `yaml:"ttl"`
-	MaxTTL            Duration `yaml:"max_ttl"`
-	MaxActionsPerHour int      `yaml:"max_actions_per_hour"`
+	Rate              Rate         `yaml:"rate"`
+	LinkRate          Rate         `yaml:"link_rate,omitempty"`
+	Ports             []Port       `yaml:"ports"`
+	Protocols         []string     `yaml:"protocols"`
+	Scope             shaper.Scope `yaml:"scope"`
+	MaxSources        int          `yaml:"max_sources"`
+	TTL               Duration     `yaml:"ttl"`
+	MaxTTL            Duration     `yaml:"max_ttl"`
+	MaxActionsPerHour int          `yaml:"max_actions_per_hour"`
 }
 
 // Whitelist is traffic that is never throttled; SSH port 22 is always in it.
@@ -96,7 +97,7 @@ func Default() Config {
 			Rate:              1_000_000,
 			Ports:             []Port{80, 443},
 			Protocols:         []string{"tcp", "udp"},
-			Scope:             "auto",
+			Scope:             policy.ScopeAuto,
 			MaxSources:        8,
 			TTL:               Duration(30 * time.Minute),
 			MaxTTL:            Duration(24 * time.Hour),
@@ -293,7 +294,7 @@ func (t Throttle) validate() error {
 		}
 	}
 	switch t.Scope {
-	case "auto", "source", "node":
+	case policy.ScopeAuto, shaper.ScopeSource, shaper.ScopeNode:
 	default:
 		return fmt.Errorf("throttle.scope %q: want auto, source or node", t.Scope)
 	}

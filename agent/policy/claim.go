@@ -4,14 +4,16 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // claim is what one owner asks of an interface's mitigation.
 type claim struct {
 	owner   string
 	reason  Reason
-	scope   Scope          // ScopeSource or ScopeNode
-	sources []netip.Prefix // sorted, unique; empty for ScopeNode
+	scope   shaper.Scope   // shaper.ScopeSource or shaper.ScopeNode
+	sources []netip.Prefix // sorted, unique; empty for shaper.ScopeNode
 	ports   []uint16       // sorted, unique
 	expires time.Time
 }
@@ -25,20 +27,20 @@ type mitigation struct {
 
 // view merges the claims into the Mitigation the kernel should hold.
 func (m *mitigation) view() Mitigation {
-	v := Mitigation{Interface: m.iface, Scope: ScopeSource, Reason: m.claims[0].reason, Since: m.since}
+	v := Mitigation{Interface: m.iface, Scope: shaper.ScopeSource, Reason: m.claims[0].reason, Since: m.since}
 	for _, c := range m.claims {
 		v.Owners = append(v.Owners, c.owner)
 		if c.expires.After(v.Expires) {
 			v.Expires = c.expires
 		}
-		if c.scope == ScopeNode {
-			v.Scope = ScopeNode
+		if c.scope == shaper.ScopeNode {
+			v.Scope = shaper.ScopeNode
 		}
 		v.Sources = append(v.Sources, c.sources...)
 		v.Ports = append(v.Ports, c.ports...)
 	}
 	v.Sources = sortPrefixes(v.Sources)
-	if v.Scope == ScopeNode {
+	if v.Scope == shaper.ScopeNode {
 		v.Sources = nil
 	}
 	v.Ports = sortPorts(v.Ports)

@@ -20,20 +20,10 @@ const (
 	ModeEnforce Mode = "enforce"
 )
 
-// Scope says which traffic a mitigation throttles.
-type Scope string
-
-// Scopes. A Mitigation or Decision is always ScopeSource or ScopeNode;
-// ScopeAuto is only a Config choice for the detector.
-const (
-	// ScopeAuto throttles the named sources when there are at most
-	// Config.MaxSources of them, else the node.
-	ScopeAuto Scope = "auto"
-	// ScopeSource throttles the throttled ports from the named sources only.
-	ScopeSource Scope = "source"
-	// ScopeNode throttles the throttled ports for every source.
-	ScopeNode Scope = "node"
-)
+// ScopeAuto is a throttle.scope choice, never the scope of a mitigation: the
+// policy resolves it to shaper.ScopeSource when the detector names at most
+// Config.MaxSources sources, else to shaper.ScopeNode.
+const ScopeAuto shaper.Scope = "auto"
 
 // Config holds the limits the policy enforces. Field comments name the
 // config.yaml key that fills them.
@@ -42,7 +32,7 @@ type Config struct {
 	TTL               time.Duration // throttle.ttl: default lifetime of a claim, renewed while a flood lasts
 	MaxTTL            time.Duration // throttle.max_ttl: hard cap on a mitigation's age
 	MaxActionsPerHour int           // throttle.max_actions_per_hour: throttles+updates in any sliding hour
-	Scope             Scope         // throttle.scope: scope of the detector's mitigations
+	Scope             shaper.Scope  // throttle.scope: scope of the detector's mitigations
 	MaxSources        int           // throttle.max_sources: most sources ScopeAuto throttles by source
 	ExitAfter         int           // detect.exit_after: clean intervals before the detector releases
 	Ports             []uint16      // throttle.ports: default throttled destination ports
@@ -70,11 +60,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("policy: throttle.max_actions_per_hour %d: want at least 1 (mode observe takes no actions)", c.MaxActionsPerHour)
 	}
 	switch c.Scope {
-	case ScopeAuto, ScopeSource, ScopeNode:
+	case ScopeAuto, shaper.ScopeSource, shaper.ScopeNode:
 	default:
 		return fmt.Errorf("policy: throttle.scope %q: want auto, source or node", c.Scope)
 	}
-	if c.MaxSources < 1 && c.Scope != ScopeNode {
+	if c.MaxSources < 1 && c.Scope != shaper.ScopeNode {
 		return fmt.Errorf("policy: throttle.max_sources %d: want at least 1", c.MaxSources)
 	}
 	if c.ExitAfter < 1 {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -14,7 +16,7 @@ func TestConfigValidate(t *testing.T) {
 		want string // substring of the error; empty for none
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"node scope needs no max_sources", func(c *Config) { c.Scope, c.MaxSources = ScopeNode, 0 }, ""},
+		{"node scope needs no max_sources", func(c *Config) { c.Scope, c.MaxSources = shaper.ScopeNode, 0 }, ""},
 		{"mode", func(c *Config) { c.Mode = "enforcing" }, `mode "enforcing"`},
 		{"ttl", func(c *Config) { c.TTL = 0 }, "throttle.ttl 0s"},
 		{"max_ttl below ttl", func(c *Config) { c.MaxTTL = time.Minute }, "throttle.max_ttl 1m0s: want at least throttle.ttl (10m0s)"},
@@ -78,7 +80,7 @@ func TestThrottleRejectsMalformedRequests(t *testing.T) {
 }
 
 func TestAdoptRejectsNonsenseAtomically(t *testing.T) {
-	good := Mitigation{Interface: "eth0", Scope: ScopeNode, Reason: ReasonManual, Owners: []string{"manual"}, Since: t0, Expires: t0.Add(time.Hour)}
+	good := Mitigation{Interface: "eth0", Scope: shaper.ScopeNode, Reason: ReasonManual, Owners: []string{"manual"}, Since: t0, Expires: t0.Add(time.Hour)}
 	tests := []struct {
 		name string
 		edit func(*Mitigation)
@@ -88,7 +90,7 @@ func TestAdoptRejectsNonsenseAtomically(t *testing.T) {
 		{"duplicate", func(*Mitigation) {}, `mitigations[1].interface "eth0": the interface already has a mitigation`},
 		{"no owners", func(m *Mitigation) { m.Interface, m.Owners = "eth1", nil }, "mitigations[1].owners []"},
 		{"scope", func(m *Mitigation) { m.Interface, m.Scope = "eth1", ScopeAuto }, `mitigations[1].scope "auto"`},
-		{"source scope without sources", func(m *Mitigation) { m.Interface, m.Scope = "eth1", ScopeSource }, "mitigations[1].sources []"},
+		{"source scope without sources", func(m *Mitigation) { m.Interface, m.Scope = "eth1", shaper.ScopeSource }, "mitigations[1].sources []"},
 		{"bad source", func(m *Mitigation) { m.Interface, m.Sources = "eth1", []netip.Prefix{{}} }, "mitigations[1].sources"},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // budgetWindow is the sliding window of Config.MaxActionsPerHour.
@@ -72,9 +73,9 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 			return fmt.Errorf("policy: adopt mitigations[%d].interface %q: the interface already has a mitigation", i, m.Interface)
 		case len(m.Owners) == 0:
 			return fmt.Errorf("policy: adopt mitigations[%d].owners []: want at least one owner", i)
-		case m.Scope != ScopeSource && m.Scope != ScopeNode:
+		case m.Scope != shaper.ScopeSource && m.Scope != shaper.ScopeNode:
 			return fmt.Errorf("policy: adopt mitigations[%d].scope %q: want source or node", i, m.Scope)
-		case m.Scope == ScopeSource && len(m.Sources) == 0:
+		case m.Scope == shaper.ScopeSource && len(m.Sources) == 0:
 			return fmt.Errorf("policy: adopt mitigations[%d].sources []: scope source needs sources", i)
 		}
 		for _, p := range m.Sources {
@@ -142,7 +143,7 @@ func adoptedReason(owner string, r Reason) Reason {
 // than throttling the node: the node scope would throttle the tenants while
 // the whitelisted flooder, matched first by the shaper's whitelist filter,
 // went on at full speed. With no sources named at all, ScopeAuto throttles
-// the node and ScopeSource refuses "no_sources".
+// the node and shaper.ScopeSource refuses "no_sources".
 //
 // A refusal (observe, paused, budget, whitelist, no_sources) is reported when
 // it first happens in an episode or its reason changes, not every interval,
@@ -231,13 +232,13 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 		}
 	}
 	refuse := func(r Refusal, detail string) (claim, Decision) {
-		return c, e.refuse(o.Interface, claim{owner: OwnerDetector, reason: ReasonDetector, scope: ScopeNode, ports: c.ports}, r, detail)
+		return c, e.refuse(o.Interface, claim{owner: OwnerDetector, reason: ReasonDetector, scope: shaper.ScopeNode, ports: c.ports}, r, detail)
 	}
 	if held == nil && len(named) == 0 && len(whitelisted) > 0 {
 		return refuse(RefusedWhitelist, fmt.Sprintf("every top source (%v) is whitelisted; throttling the node would not slow them", whitelisted))
 	}
-	if e.cfg.Scope == ScopeNode || (held != nil && held.scope == ScopeNode) {
-		c.scope = ScopeNode
+	if e.cfg.Scope == shaper.ScopeNode || (held != nil && held.scope == shaper.ScopeNode) {
+		c.scope = shaper.ScopeNode
 		return c, Decision{}
 	}
 	if held != nil {
@@ -247,15 +248,15 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 		})...)
 	}
 	switch {
-	case e.cfg.Scope == ScopeSource && len(named) == 0:
+	case e.cfg.Scope == shaper.ScopeSource && len(named) == 0:
 		return refuse(RefusedNoSources, "throttle.scope is source but the detector named no source")
-	case e.cfg.Scope == ScopeSource && len(named) > e.cfg.MaxSources:
+	case e.cfg.Scope == shaper.ScopeSource && len(named) > e.cfg.MaxSources:
 		named = named[:e.cfg.MaxSources]
 	case e.cfg.Scope == ScopeAuto && (len(named) == 0 || len(named) > e.cfg.MaxSources):
-		c.scope = ScopeNode
+		c.scope = shaper.ScopeNode
 		return c, Decision{}
 	}
-	c.scope = ScopeSource
+	c.scope = shaper.ScopeSource
 	c.sources = sortPrefixes(named)
 	return c, Decision{}
 }
@@ -275,9 +276,9 @@ func (e *Engine) Throttle(now time.Time, r Request) (Decision, error) {
 	if err := r.validate(); err != nil {
 		return Decision{}, err
 	}
-	c := claim{owner: r.ID, reason: r.Reason, scope: ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports)}
+	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports)}
 	if c.sources != nil {
-		c.scope = ScopeSource
+		c.scope = shaper.ScopeSource
 	}
 	if c.ports == nil {
 		c.ports = e.cfg.Ports

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/detect"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
@@ -71,8 +73,8 @@ func lines(at time.Duration, ds []Decision) []string {
 	return out
 }
 
-func spec(s Scope, ps []netip.Prefix) string {
-	if s == ScopeNode {
+func spec(s shaper.Scope, ps []netip.Prefix) string {
+	if s == shaper.ScopeNode {
 		return "node"
 	}
 	var b []string
@@ -465,7 +467,7 @@ func TestEngine(t *testing.T) {
 		},
 		{
 			name: "source scope caps at max_sources and refuses a flood it cannot name",
-			cfg:  func(c *Config) { c.Scope = ScopeSource },
+			cfg:  func(c *Config) { c.Scope = shaper.ScopeSource },
 			ops: at(
 				step(0, flood("eth0", srcA, srcB, srcC)),
 				step(1*s, flood("eth0", srcD)),
@@ -479,14 +481,14 @@ func TestEngine(t *testing.T) {
 		},
 		{
 			name: "node scope ignores the sources",
-			cfg:  func(c *Config) { c.Scope = ScopeNode },
+			cfg:  func(c *Config) { c.Scope = shaper.ScopeNode },
 			ops:  at(step(0, flood("eth0", srcA)), step(1*s, flood("eth0", srcB))),
 			want: []string{"0s throttle eth0 node"},
 		},
 		{
 			name: "adopted owners: the detector leaves after exit_after, the webhook at its expiry",
 			adopt: []Mitigation{{
-				Interface: "eth0", Scope: ScopeSource, Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")},
+				Interface: "eth0", Scope: shaper.ScopeSource, Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")},
 				Reason: ReasonDetector, Owners: []string{"detector", "fp1"}, Since: t0.Add(-10 * m), Expires: t0.Add(5 * m),
 			}},
 			ops: seq(
@@ -504,9 +506,9 @@ func TestEngine(t *testing.T) {
 			name: "adopted mitigations past max_ttl are released with an alert and count against the budget",
 			cfg:  func(c *Config) { c.MaxTTL, c.MaxActionsPerHour = h, 2 },
 			adopt: []Mitigation{
-				{Interface: "eth0", Scope: ScopeNode, Reason: ReasonManual, Owners: []string{"manual"}, Since: t0.Add(-2 * h), Expires: t0.Add(h)},
-				{Interface: "eth1", Scope: ScopeNode, Reason: ReasonWebhook, Owners: []string{"fp1"}, Since: t0.Add(-30 * m), Expires: t0.Add(m)},
-				{Interface: "eth2", Scope: ScopeNode, Reason: ReasonWebhook, Owners: []string{"fp2"}, Since: t0.Add(-20 * m), Expires: t0.Add(m)},
+				{Interface: "eth0", Scope: shaper.ScopeNode, Reason: ReasonManual, Owners: []string{"manual"}, Since: t0.Add(-2 * h), Expires: t0.Add(h)},
+				{Interface: "eth1", Scope: shaper.ScopeNode, Reason: ReasonWebhook, Owners: []string{"fp1"}, Since: t0.Add(-30 * m), Expires: t0.Add(m)},
+				{Interface: "eth2", Scope: shaper.ScopeNode, Reason: ReasonWebhook, Owners: []string{"fp2"}, Since: t0.Add(-20 * m), Expires: t0.Add(m)},
 			},
 			ops: at(step(0, flood("eth3", srcA))),
 			want: []string{

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/detect"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // Observation is the detector's verdict on one watched interface for one
@@ -49,8 +51,8 @@ type Request struct {
 // owners' claims.
 type Mitigation struct {
 	Interface string         `json:"interface"`
-	Scope     Scope          `json:"scope"`             // ScopeSource or ScopeNode
-	Sources   []netip.Prefix `json:"sources,omitempty"` // sorted; empty for ScopeNode
+	Scope     shaper.Scope   `json:"scope"`             // shaper.ScopeSource or shaper.ScopeNode
+	Sources   []netip.Prefix `json:"sources,omitempty"` // sorted; empty for shaper.ScopeNode
 	Ports     []uint16       `json:"ports"`             // sorted
 	// Reason is the reason of the longest-standing owner.
 	Reason Reason `json:"reason"`
@@ -111,7 +113,7 @@ const (
 type Decision struct {
 	Action    Action
 	Interface string
-	Scope     Scope
+	Scope     shaper.Scope
 	Sources   []netip.Prefix
 	Ports     []uint16
 	// Reason and Owner name who led to the decision; Owner is empty when a
