@@ -398,7 +398,7 @@ func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool) {
 		case policy.ActionThrottle, policy.ActionUpdate:
 			m := d.Mitigation
 			spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, a.rates[m.Interface])
-			_, err := a.ctl.Throttle(ctx, control.Request{Spec: spec, Reason: string(m.Reason), Owners: m.Owners, Expires: m.Expires, Force: force})
+			_, err := a.ctl.Throttle(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires, Force: force})
 			if err != nil {
 				a.log.Error("throttle failed", "interface", m.Interface, "err", err)
 				a.metrics.refused.WithLabelValues("error").Inc()

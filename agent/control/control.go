@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/agent/state"
 	"github.com/egressguard/egressguard/shaper"
 )
@@ -32,7 +33,7 @@ type Controller struct {
 // Request is a throttle to install: the Spec, why, and until when.
 type Request struct {
 	Spec   shaper.Spec
-	Reason string // state.ReasonManual, ReasonDetector or ReasonWebhook
+	Reason policy.Reason
 	// Owners replace the record's owners; nil adds Reason to those it has.
 	Owners  []string
 	Expires time.Time
@@ -73,8 +74,8 @@ func (c *Controller) Throttle(ctx context.Context, r Request) (state.Mitigation,
 		switch {
 		case r.Owners != nil:
 			m.Owners = slices.Clone(r.Owners)
-		case !slices.Contains(m.Owners, r.Reason):
-			m.Owners = append(m.Owners, r.Reason)
+		case !slices.Contains(m.Owners, string(r.Reason)):
+			m.Owners = append(m.Owners, string(r.Reason))
 		}
 		m.Expires = r.Expires
 		st.Put(m)

@@ -22,7 +22,7 @@ type Observation struct {
 // Reason says who asked for a mitigation.
 type Reason string
 
-// Reasons, as reported in status and metrics.
+// Reasons, as recorded in the state file and reported in status and metrics.
 const (
 	ReasonDetector Reason = "detector"
 	ReasonWebhook  Reason = "webhook"

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -23,13 +24,6 @@ const lockName = "state.lock"
 // refused rather than half understood.
 const version = 1
 
-// Reasons a mitigation was installed.
-const (
-	ReasonDetector = "detector"
-	ReasonWebhook  = "webhook"
-	ReasonManual   = "manual"
-)
-
 // Mitigation is one throttle installed on one interface, with what it
 // replaced so that removal restores the interface exactly.
 type Mitigation struct {
@@ -39,7 +33,7 @@ type Mitigation struct {
 	Ports     []uint16       `json:"ports"`
 	Protocols []string       `json:"protocols"`
 	RateBps   uint64         `json:"rate_bps"`
-	Reason    string         `json:"reason"`
+	Reason    policy.Reason  `json:"reason"`
 	// Owners are the requests holding the mitigation (a webhook alert's
 	// fingerprint, "detector", "manual"); it is released when none is left.
 	Owners   []string        `json:"owners,omitempty"`

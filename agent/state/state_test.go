@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/egressguard/egressguard/agent/policy"
 )
 
 func TestSaveLoadRoundTrip(t *testing.T) {
@@ -20,11 +22,11 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	m := Mitigation{
 		Interface: "eth0", Scope: "source", Sources: []netip.Prefix{netip.MustParsePrefix("198.18.0.7/32")},
-		Ports: []uint16{80, 443}, Protocols: []string{"tcp", "udp"}, RateBps: 1e6, Reason: ReasonManual,
+		Ports: []uint16{80, 443}, Protocols: []string{"tcp", "udp"}, RateBps: 1e6, Reason: policy.ReasonManual,
 		Since: now, Expires: now.Add(30 * time.Minute),
 	}
 	st.Put(m)
-	st.Put(Mitigation{Interface: "bond0", Reason: ReasonDetector})
+	st.Put(Mitigation{Interface: "bond0", Reason: policy.ReasonDetector})
 	st.Put(m) // replaces, never duplicates
 	if err := s.Save(st); err != nil {
 		t.Fatal(err)
