@@ -280,7 +280,7 @@ func (t Throttle) validate() error {
 		return fmt.Errorf("throttle.rate: want a rate like 1mbit")
 	}
 	if t.LinkRate != 0 && t.LinkRate < t.Rate {
-		return fmt.Errorf("throttle.link_rate %s: below throttle.rate %s", FormatRate(uint64(t.LinkRate)), FormatRate(uint64(t.Rate)))
+		return fmt.Errorf("throttle.link_rate %s: below throttle.rate %s", shaper.FormatRate(uint64(t.LinkRate)), shaper.FormatRate(uint64(t.Rate)))
 	}
 	if len(t.Ports) == 0 {
 		return fmt.Errorf("throttle.ports: want at least one port")

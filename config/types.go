@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // Rate is a rate in bits per second, written in tc's notation ("1mbit").
@@ -53,7 +55,7 @@ func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // MarshalYAML implements yaml.Marshaler.
-func (r Rate) MarshalYAML() (any, error) { return FormatRate(uint64(r)), nil }
+func (r Rate) MarshalYAML() (any, error) { return shaper.FormatRate(uint64(r)), nil }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

@@ -50,19 +50,6 @@ func ParseRate(s string) (uint64, error) {
 	return 0, fmt.Errorf("%q: want a rate like 1mbit or 500kbit", s)
 }
 
-// FormatRate renders bits per second the way tc prints it ("1Mbit").
-func FormatRate(bits uint64) string {
-	for _, u := range []struct {
-		suffix string
-		div    uint64
-	}{{"Tbit", 1e12}, {"Gbit", 1e9}, {"Mbit", 1e6}, {"Kbit", 1e3}} {
-		if bits >= u.div && bits%u.div == 0 {
-			return strconv.FormatUint(bits/u.div, 10) + u.suffix
-		}
-	}
-	return strconv.FormatUint(bits, 10) + "bit"
-}
-
 // ParsePort reads a TCP/UDP port number, 1 to 65535.
 func ParsePort(s string) (uint16, error) {
 	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)

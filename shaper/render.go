@@ -14,7 +14,7 @@ func (p Plan) Render() string {
 	fmt.Fprintf(&b, "tc qdisc replace dev %s root handle %s %s\n", dev, p.Root.Handle, p.Root.options())
 	for _, c := range p.Classes {
 		fmt.Fprintf(&b, "tc class add dev %s parent %s classid %s htb rate %s ceil %s burst %db cburst %db quantum %d\n",
-			dev, c.Parent, c.ClassID, formatRate(c.Rate), formatRate(c.Ceil), c.Burst, c.Cburst, c.Quantum)
+			dev, c.Parent, c.ClassID, FormatRate(c.Rate), FormatRate(c.Ceil), c.Burst, c.Cburst, c.Quantum)
 	}
 	for _, q := range p.Leaves {
 		fmt.Fprintf(&b, "tc qdisc add dev %s parent %s handle %s %s\n", dev, q.Parent, q.Handle, q.options())
@@ -43,13 +43,15 @@ func (q Qdisc) options() string {
 	return q.Kind
 }
 
-// formatRate writes bits/s with the largest tc unit that divides it.
-func formatRate(bits uint64) string {
+// FormatRate writes bits/s in tc's rate notation with the largest unit that
+// divides it exactly ("1mbit", "1500kbit", "100gbit", "999bit"), the form
+// config.ParseRate reads back and `tc` accepts.
+func FormatRate(bits uint64) string {
 	for _, u := range []struct {
 		div  uint64
 		name string
-	}{{1_000_000_000, "gbit"}, {1_000_000, "mbit"}, {1_000, "kbit"}} {
-		if bits%u.div == 0 {
+	}{{1_000_000_000_000, "tbit"}, {1_000_000_000, "gbit"}, {1_000_000, "mbit"}, {1_000, "kbit"}} {
+		if bits >= u.div && bits%u.div == 0 {
 			return fmt.Sprintf("%d%s", bits/u.div, u.name)
 		}
 	}

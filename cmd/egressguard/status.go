@@ -86,7 +86,7 @@ func printStatus(g *globals, st control.Status) {
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%d B\t%d\n", m.Interface, m.Scope,
 				strings.TrimSpace(strings.Trim(sourcesSuffix(m.Sources), " ()")), joinPorts(m.Ports),
-				config.FormatRate(m.RateBps), m.Reason, expires, m.Installed, m.Throttled.Bytes, m.Throttled.Drops)
+				shaper.FormatRate(m.RateBps), m.Reason, expires, m.Installed, m.Throttled.Bytes, m.Throttled.Drops)
 		}
 		w.Flush()
 	}

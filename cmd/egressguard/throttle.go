@@ -153,7 +153,7 @@ func newThrottleCommand(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "throttled %s: %s to ports %s at %s, scope %s%s, until %s\n",
-				m.Interface, strings.Join(m.Protocols, "+"), joinPorts(m.Ports), config.FormatRate(m.RateBps),
+				m.Interface, strings.Join(m.Protocols, "+"), joinPorts(m.Ports), shaper.FormatRate(m.RateBps),
 				m.Scope, sourcesSuffix(m.Sources), m.Expires.Format(time.RFC3339))
 			for _, w := range m.Warnings {
 				fmt.Fprintln(g.stdout, "warning:", w)
@@ -261,7 +261,7 @@ func throttleViaAgent(ctx context.Context, g *globals, cl *agent.Client, spec sh
 	}
 	m := ans.Mitigation
 	fmt.Fprintf(g.stdout, "throttled %s through the agent (%s): ports %s at %s, scope %s%s, until %s\n",
-		m.Interface, ans.Action, joinPorts(m.Ports), config.FormatRate(spec.Rate), m.Scope, sourcesSuffix(m.Sources),
+		m.Interface, ans.Action, joinPorts(m.Ports), shaper.FormatRate(spec.Rate), m.Scope, sourcesSuffix(m.Sources),
 		m.Expires.Format(time.RFC3339))
 	return nil
 }
