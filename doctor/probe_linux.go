@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/egressguard/egressguard/internal/anonns"
 )
 
 // classify turns a probe's error into its outcome: the kernel answers
@@ -43,9 +43,9 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // the kernel frees it when the last handle closes, even if this process dies
 // midway, so nothing is ever left behind.
 func probeQdiscs() (htb, u32 probeResult) {
-	ns, err := newNetNS()
+	ns, err := anonns.New()
 	if err != nil {
-		r := probeResult{featureUnknown, err}
+		r := probeResult{featureUnknown, fmt.Errorf("doctor: probe namespace: %w", err)}
 		return r, r
 	}
 	defer ns.Close()
@@ -97,31 +97,6 @@ func wrap(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("doctor: %s in the probe namespace: %w", op, err)
-}
-
-// newNetNS creates an anonymous network namespace without moving this
-// process into it: the creating thread is switched back before it is
-// released, and is retired with its goroutine if that fails.
-func newNetNS() (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return netns.None(), fmt.Errorf("doctor: current network namespace: %w", err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return netns.None(), fmt.Errorf("doctor: create probe network namespace: %w", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		ns.Close()
-		// Left locked: Go retires a thread whose goroutine exits locked.
-		return netns.None(), fmt.Errorf("doctor: return from the probe network namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ns, nil
 }
 
 // Watched names the interfaces the agent watches: the configured ones or,

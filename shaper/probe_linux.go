@@ -3,10 +3,10 @@ package shaper
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+
+	"github.com/egressguard/egressguard/internal/anonns"
 )
 
 // Probe reports which optional qdiscs the kernel has by installing them on
@@ -17,9 +17,9 @@ func Probe(ctx context.Context) (Features, error) {
 	if err := ctx.Err(); err != nil {
 		return Features{}, err
 	}
-	ns, err := newUnnamedNetNS()
+	ns, err := anonns.New()
 	if err != nil {
-		return Features{}, err
+		return Features{}, fmt.Errorf("shaper: probe: %w", err)
 	}
 	defer ns.Close()
 	h, err := netlink.NewHandleAt(ns)
@@ -62,28 +62,4 @@ func (s *Shaper) probeLeaf(idx uint32, dev string, q Qdisc) bool {
 		return false
 	}
 	return s.deleteQdisc(idx, q.Parent, q.Handle) == nil
-}
-
-// newUnnamedNetNS creates a network namespace without entering it: the
-// calling thread switches in and straight back.
-func newUnnamedNetNS() (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return 0, fmt.Errorf("shaper: probe: current namespace: %w", err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		return 0, fmt.Errorf("shaper: probe: new namespace: %w", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		ns.Close()
-		// The thread is stuck in the new namespace; keep it locked so the
-		// runtime discards it instead of reusing it.
-		runtime.LockOSThread()
-		return 0, fmt.Errorf("shaper: probe: back to the original namespace: %w", err)
-	}
-	return ns, nil
 }
