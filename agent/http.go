@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/egressguard/egressguard/alerts"
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/internal/httpjson"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -96,22 +96,10 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := a.Status(r.Context())
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-type apiError struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	httpjson.Write(w, http.StatusOK, st)
 }
 
 // webhookSink turns Alertmanager requests into policy requests owned by the

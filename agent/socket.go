@@ -17,6 +17,7 @@ import (
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/internal/httpjson"
 )
 
 // ThrottleRequest is the CLI's throttle sent over the unix socket.
@@ -85,7 +86,7 @@ func (a *Agent) ServeSocket(ctx context.Context, path string) error {
 func (a *Agent) serveThrottle(w http.ResponseWriter, r *http.Request) {
 	var req ThrottleRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"decode request: " + err.Error()})
+		httpjson.WriteError(w, http.StatusBadRequest, "decode request: "+err.Error())
 		return
 	}
 	d, err := a.Request(r.Context(), policy.Request{
@@ -93,7 +94,7 @@ func (a *Agent) serveThrottle(w http.ResponseWriter, r *http.Request) {
 		Sources: req.Sources, Ports: req.Ports, TTL: time.Duration(req.TTLSeconds * float64(time.Second)),
 	}, RequestOptions{RateBps: req.RateBps, Force: req.Force})
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	ans := ThrottleAnswer{Action: string(d.Action), Refused: string(d.RefusedBecause), Detail: d.Detail, Mitigation: d.Mitigation}
@@ -101,21 +102,21 @@ func (a *Agent) serveThrottle(w http.ResponseWriter, r *http.Request) {
 	if d.Action == policy.ActionRefuse {
 		code = http.StatusConflict
 	}
-	writeJSON(w, code, ans)
+	httpjson.Write(w, code, ans)
 }
 
 func (a *Agent) serveUnthrottle(w http.ResponseWriter, r *http.Request) {
 	var req UnthrottleRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"decode request: " + err.Error()})
+		httpjson.WriteError(w, http.StatusBadRequest, "decode request: "+err.Error())
 		return
 	}
 	if req.All {
 		if err := a.ReleaseAll(r.Context()); err != nil {
-			writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
+			httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		httpjson.Write(w, http.StatusOK, struct{}{})
 		return
 	}
 	if len(a.Release(r.Context(), "", req.Interface)) == 0 {
@@ -128,11 +129,11 @@ func (a *Agent) serveUnthrottle(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, control.ErrNotThrottled) {
 				code = http.StatusNotFound
 			}
-			writeJSON(w, code, apiError{err.Error()})
+			httpjson.WriteError(w, code, err.Error())
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	httpjson.Write(w, http.StatusOK, struct{}{})
 }
 
 // Client talks to a running agent over its unix socket.
@@ -200,7 +201,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusConflict {
-		var e apiError
+		var e httpjson.ErrorBody
 		json.NewDecoder(resp.Body).Decode(&e)
 		if resp.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("agent: %s: %w", e.Error, control.ErrNotThrottled)

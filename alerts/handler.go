@@ -5,13 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/egressguard/egressguard/internal/httpjson"
 )
 
 // DefaultMaxBody is the webhook body limit when HandlerConfig.MaxBody is 0.
@@ -131,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("alertmanager webhook", "status", status, "alerts", sum.Alerts, "accepted", sum.Accepted,
 		"ignored", sum.Ignored, "refused", sum.Refused, "failed", sum.Failed, "truncated_alerts", p.TruncatedAlerts)
-	writeJSON(w, status, sum)
+	httpjson.Write(w, status, sum)
 }
 
 // authenticate returns why the request is not authenticated, or "".
@@ -189,14 +190,5 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, p Payload) Summar
 
 func (h *Handler) fail(w http.ResponseWriter, log *slog.Logger, status int, msg string) {
 	log.Warn("alertmanager webhook rejected", "status", status, "why", msg)
-	writeJSON(w, status, struct {
-		Error string `json:"error"`
-	}{msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	// The client may be gone; there is no one left to tell.
-	_ = json.NewEncoder(w).Encode(v)
+	httpjson.WriteError(w, status, msg)
 }
