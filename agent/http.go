@@ -117,7 +117,7 @@ func (s webhookSink) Throttle(ctx context.Context, r alerts.Request) error {
 			continue
 		}
 		if d.Action == policy.ActionRefuse {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", iface, d.Detail, alerts.ErrRefused))
+			errs = append(errs, fmt.Errorf("%s: %s: %w", iface, d.Detail, policy.ErrRefused))
 		}
 	}
 	return errors.Join(errs...)

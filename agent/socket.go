@@ -44,10 +44,6 @@ type ThrottleAnswer struct {
 	Mitigation policy.Mitigation `json:"mitigation"`
 }
 
-// ErrRefused is a throttle the agent's policy refused (whitelist, pause,
-// max_ttl...): the CLI reports it and exits 1.
-var ErrRefused = errors.New("refused by the agent's policy")
-
 // ServeSocket serves the CLI on a unix socket at path, mode 0600, until ctx
 // ends. A stale socket file from a crashed agent is replaced.
 func (a *Agent) ServeSocket(ctx context.Context, path string) error {
@@ -167,12 +163,13 @@ func (c *Client) Status(ctx context.Context) (control.Status, error) {
 	return st, c.call(ctx, http.MethodGet, "/v1/status", nil, &st)
 }
 
-// Throttle is `throttle` through the agent; a policy refusal wraps ErrRefused.
+// Throttle is `throttle` through the agent; a policy refusal wraps
+// policy.ErrRefused.
 func (c *Client) Throttle(ctx context.Context, r ThrottleRequest) (ThrottleAnswer, error) {
 	var ans ThrottleAnswer
 	err := c.call(ctx, http.MethodPost, "/v1/throttle", r, &ans)
 	if err == nil && ans.Action == string(policy.ActionRefuse) {
-		err = fmt.Errorf("%s (%s): %w", ans.Detail, ans.Refused, ErrRefused)
+		err = fmt.Errorf("%s (%s): %w", ans.Detail, ans.Refused, policy.ErrRefused)
 	}
 	return ans, err
 }

@@ -12,22 +12,20 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/internal/httpjson"
 )
 
 // DefaultMaxBody is the webhook body limit when HandlerConfig.MaxBody is 0.
 const DefaultMaxBody = 1 << 20
 
-// ErrRefused is what a Sink wraps when policy refuses a request (observe mode,
-// paused, action budget, whitelist). The handler still answers 200 and counts
-// the request as refused: Alertmanager retries 5xx answers, and retrying a
-// refusal would only repeat it.
-var ErrRefused = errors.New("refused by policy")
-
 // Sink carries out requests; the agent implements it. It must be safe for
-// concurrent use and idempotent by Request.Fingerprint. An error
-// wrapping ErrRefused is a policy refusal; any other error is transient and
-// makes the handler answer 500 so that Alertmanager retries.
+// concurrent use and idempotent by Request.Fingerprint. An error wrapping
+// policy.ErrRefused is a policy refusal (observe mode, paused, action budget,
+// whitelist): the handler still answers 200 and counts the request as
+// refused, because Alertmanager retries 5xx answers and retrying a refusal
+// would only repeat it. Any other error is transient and makes the handler
+// answer 500 so that Alertmanager retries.
 type Sink interface {
 	Throttle(ctx context.Context, r Request) error
 	Release(ctx context.Context, r Request) error
@@ -174,7 +172,7 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, p Payload) Summar
 		case err == nil:
 			sum.Accepted++
 			log.Info("webhook request accepted", attrs...)
-		case errors.Is(err, ErrRefused):
+		case errors.Is(err, policy.ErrRefused):
 			sum.Refused++
 			log.Warn("webhook request refused", append(attrs, "err", err)...)
 		default:

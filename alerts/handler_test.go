@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressguard/egressguard/agent/policy"
 )
 
 const testToken = "s3cret-token"
@@ -47,7 +49,7 @@ func (s *fakeSink) Throttle(_ context.Context, r Request) error {
 	switch {
 	case slices.Contains(r.Interfaces, "eth9"):
 		s.record("refuse")
-		return fmt.Errorf("throttle %s: %w: mode observe", r.Interfaces[0], ErrRefused)
+		return fmt.Errorf("throttle %s: %w: mode observe", r.Interfaces[0], policy.ErrRefused)
 	case slices.Contains(r.Interfaces, "eth8"):
 		s.record("fail")
 		return errors.New("shaper: add class 1:10 on eth8: device or resource busy")

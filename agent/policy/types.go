@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -81,6 +82,12 @@ const (
 	// ActionAlert reports an event that needs a human though nothing was refused.
 	ActionAlert Action = "alert"
 )
+
+// ErrRefused is what an error wraps when it reports a decision of
+// ActionRefuse to a caller that speaks errors: the webhook handler (which
+// answers 200 and counts it refused) and the CLI through the agent (which
+// exits 1).
+var ErrRefused = errors.New("refused by policy")
 
 // Refusal says why an action was refused.
 type Refusal string
