@@ -43,13 +43,7 @@ type TxRates struct {
 // Evidence attributes a flood and writes its bundle when an interface turns
 // flood; it returns what it found and where it wrote.
 type Evidence interface {
-	Write(v detect.Verdict, c detect.Counts) (Attribution, string, error)
-}
-
-// Attribution names who sends a flood.
-type Attribution struct {
-	Sources   []attrib.Source  `json:"sources,omitempty"`
-	Processes []attrib.Process `json:"processes,omitempty"`
+	Write(v detect.Verdict, c detect.Counts) (attrib.Attribution, string, error)
 }
 
 // Deps are the agent's adapters; Run's caller builds them so tests and the
@@ -93,8 +87,8 @@ type Agent struct {
 // InterfaceView is a watched interface's latest detection state.
 type InterfaceView struct {
 	Verdict     detect.Verdict
-	Attribution *Attribution // of the latest flood on the interface
-	Offered     uint64       // SYN+UDP the throttle dropped in the interval, added back to judge offered load
+	Attribution *attrib.Attribution // of the latest flood on the interface
+	Offered     uint64              // SYN+UDP the throttle dropped in the interval, added back to judge offered load
 }
 
 // New builds an agent from its adapters and validated config.

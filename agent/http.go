@@ -85,9 +85,7 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 			Name: name, TxBps: e.TxBps, TxPps: e.TxPps, SynOutPps: e.SynOutPps, SynAckInPps: e.SynAckInPps,
 			Verdict: string(v.Verdict.State), Reasons: v.Verdict.Reasons, Evidence: &e,
 		}
-		if v.Attribution != nil {
-			is.Attribution = v.Attribution
-		}
+		is.Attribution = v.Attribution
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	return st, nil

@@ -131,8 +131,8 @@ type evidenceSink struct {
 	watchers map[string]*synwatch.Watcher
 }
 
-func (e *evidenceSink) Write(v detect.Verdict, c detect.Counts) (Attribution, string, error) {
-	var at Attribution
+func (e *evidenceSink) Write(v detect.Verdict, c detect.Counts) (attrib.Attribution, string, error) {
+	var at attrib.Attribution
 	addrs := make([]netip.Addr, 0, len(v.Evidence.TopSources))
 	for _, s := range v.Evidence.TopSources {
 		addrs = append(addrs, s.Addr)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -24,16 +23,11 @@ func TestVMFloodAttributed(t *testing.T) {
 		t.Errorf("mitigation scope %s sources %v: want source [%s/32]", thr.mit.Scope, thr.mit.Sources, vm.Addr)
 	}
 	// Attribution is written when the verdict turns flood; read it from status.
-	var at struct {
-		Sources []attrib.Source `json:"sources"`
-	}
+	var at attrib.Attribution
 	st := e.status()
 	for _, is := range st.Interfaces {
 		if is.Name == "up0" && is.Attribution != nil {
-			b, _ := json.Marshal(is.Attribution)
-			if err := json.Unmarshal(b, &at); err != nil {
-				t.Fatal(err)
-			}
+			at = *is.Attribution
 		}
 	}
 	t.Logf("attribution: %+v", at.Sources)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/egressguard/egressguard/agent/state"
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/detect/attrib"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -46,7 +47,7 @@ type InterfaceStatus struct {
 	Evidence    *detect.Evidence `json:"evidence,omitempty"`
 	// Attribution names who sent the latest flood on the interface (sources
 	// with MAC and bridge port, processes holding raw or packet sockets).
-	Attribution any `json:"attribution,omitempty"`
+	Attribution *attrib.Attribution `json:"attribution,omitempty"`
 }
 
 // Status reads the state file and the kernel.

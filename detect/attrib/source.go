@@ -29,6 +29,13 @@ type Tables struct {
 	Links      map[int]string // interface index → name
 }
 
+// Attribution names who sends a flood: its sources with MAC and bridge port,
+// and the local processes holding raw or packet sockets.
+type Attribution struct {
+	Sources   []Source  `json:"sources,omitempty"`
+	Processes []Process `json:"processes,omitempty"`
+}
+
 // Source is what attribution found for one source address. Fields it could
 // not find are empty.
 type Source struct {

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -239,14 +238,10 @@ func (d *demo) attribution() string {
 	if err != nil {
 		return "status: " + err.Error()
 	}
-	var at struct {
-		Sources   []attrib.Source  `json:"sources"`
-		Processes []attrib.Process `json:"processes"`
-	}
+	var at attrib.Attribution
 	for _, is := range st.Interfaces {
 		if is.Name == lab.Uplink && is.Attribution != nil {
-			b, _ := json.Marshal(is.Attribution)
-			_ = json.Unmarshal(b, &at)
+			at = *is.Attribution
 		}
 	}
 	var parts []string
