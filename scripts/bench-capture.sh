@@ -5,6 +5,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 go test -run '^$' -bench BenchmarkCapture -benchtime 300000x ./detect/synwatch |
-	awk '/capture-cpu-ns/ {for (i = 1; i <= NF; i++) if ($(i+1) == "capture-cpu-ns/frame") v[$1] = $i; print}
-	     END {if (v["BenchmarkCapture/naive-2"] && v["BenchmarkCapture/synwatch-2"]) printf "naive/synwatch CPU per frame: %.1fx\n", v["BenchmarkCapture/naive-2"] / v["BenchmarkCapture/synwatch-2"]}'
+	awk '/capture-cpu-ns/ {name = $1; sub(/-[0-9]+$/, "", name) # the -GOMAXPROCS suffix varies by machine
+	                       for (i = 1; i <= NF; i++) if ($(i+1) == "capture-cpu-ns/frame") v[name] = $i; print}
+	     END {if (v["BenchmarkCapture/naive"] && v["BenchmarkCapture/synwatch"]) printf "naive/synwatch CPU per frame: %.1fx\n", v["BenchmarkCapture/naive"] / v["BenchmarkCapture/synwatch"]
+	          else {print "bench-capture: no naive and synwatch results to compare" > "/dev/stderr"; exit 1}}'
 go test -count 3 -run TestFloodBench -v ./detect/synwatch -args -flood-bench=5s | grep 'capture CPU'
