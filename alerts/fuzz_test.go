@@ -52,8 +52,8 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("answer %d, yet the sink saw %q", rec.Code, events)
 		case (rec.Code == 200 || rec.Code == 500) && (!authenticated || decodeErr != nil):
 			t.Fatalf("answer %d to a bad request (authenticated %v, decode %v)", rec.Code, authenticated, decodeErr)
-		case len(events) > len(Requests(p, "node1", h.cfg.Watched())):
-			t.Fatalf("the sink saw %q for %d requests", events, len(Requests(p, "node1", h.cfg.Watched())))
+		case len(events) > len(requests(p, "node1", h.cfg.Watched())):
+			t.Fatalf("the sink saw %q for %d requests", events, len(requests(p, "node1", h.cfg.Watched())))
 		}
 	})
 }

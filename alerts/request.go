@@ -42,21 +42,6 @@ type Request struct {
 	EndsAt      time.Time         // zero while firing
 }
 
-// Requests maps a payload to the requests meant for node: alerts labelled
-// egressguard_action="throttle" whose node label (or, without one, the host part
-// of their instance label) equals node, case-insensitively. The interfaces come
-// from the interface or device label, else they are every watched interface.
-// Alerts are taken in payload order, each fingerprint once.
-func Requests(p Payload, node string, watched []string) []Request {
-	var reqs []Request
-	for _, m := range mapAlerts(p, node, watched) {
-		if m.skip == "" {
-			reqs = append(reqs, m.req)
-		}
-	}
-	return reqs
-}
-
 // mapped is one alert of a payload and what it maps to.
 type mapped struct {
 	alert Alert
@@ -64,7 +49,13 @@ type mapped struct {
 	skip  string // why the alert is not a request for this agent; "" when it is
 }
 
-// mapAlerts maps every alert of p, skipping fingerprints already seen.
+// mapAlerts maps every alert of p to a request meant for node, or to the
+// reason it is skipped: a request comes from an alert labelled
+// egressguard_action="throttle" whose node label (or, without one, the host
+// part of its instance label) equals node, case-insensitively. The
+// interfaces come from the interface or device label, else they are every
+// watched interface. Alerts are taken in payload order, each fingerprint
+// once.
 func mapAlerts(p Payload, node string, watched []string) []mapped {
 	out := make([]mapped, 0, len(p.Alerts))
 	seen := map[string]bool{}

@@ -6,6 +6,18 @@ import (
 	"time"
 )
 
+// requests is what the handler hands to its Sink for a payload: the mapped
+// alerts that are not skipped.
+func requests(p Payload, node string, watched []string) []Request {
+	var reqs []Request
+	for _, m := range mapAlerts(p, node, watched) {
+		if m.skip == "" {
+			reqs = append(reqs, m.req)
+		}
+	}
+	return reqs
+}
+
 func TestRequests(t *testing.T) {
 	ends := time.Date(2025, 11, 23, 18, 30, 0, 0, time.UTC)
 	alert := func(status, fp string, labels ...string) Alert {
@@ -59,7 +71,7 @@ func TestRequests(t *testing.T) {
 		{"interface name with a slash", alert(StatusFiring, "f13", act, "throttle", "instance", "node1", "interface", "../../etc"), nil},
 		{"interface name too long", alert(StatusFiring, "f14", act, "throttle", "instance", "node1", "interface", "abcdefghijklmnop"), nil},
 	} {
-		got := Requests(Payload{Alerts: []Alert{tc.alert}}, "node1", watched)
+		got := requests(Payload{Alerts: []Alert{tc.alert}}, "node1", watched)
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tc.name, got, tc.want)
 		}
@@ -71,7 +83,7 @@ func TestRequestsIPv6InstanceAndNoWatched(t *testing.T) {
 		{Status: StatusFiring, Fingerprint: "a", Labels: map[string]string{LabelAction: "throttle", "instance": "[2001:db8::1]:9466", "interface": "eth0"}},
 		{Status: StatusFiring, Fingerprint: "b", Labels: map[string]string{LabelAction: "throttle", "instance": "[2001:db8::1]"}},
 	}}
-	got := Requests(p, "2001:db8::1", nil)
+	got := requests(p, "2001:db8::1", nil)
 	if len(got) != 1 || got[0].Fingerprint != "a" {
 		t.Errorf("got %+v, want only a (b names no interface and none is watched)", got)
 	}
@@ -84,7 +96,7 @@ func TestRequestsOncePerFingerprintAndCopiesLabels(t *testing.T) {
 		{Status: StatusFiring, Fingerprint: "a", Labels: labels},
 		{Status: StatusFiring, Fingerprint: "b", Labels: labels},
 	}}
-	got := Requests(p, "node1", nil)
+	got := requests(p, "node1", nil)
 	if len(got) != 2 || got[0].Fingerprint != "a" || got[1].Fingerprint != "b" {
 		t.Fatalf("got %+v", got)
 	}

@@ -36,13 +36,6 @@ func NewDetector(cfg Config) (*Detector, error) {
 	return &Detector{cfg: cfg, ifaces: make(map[string]*ifaceState)}, nil
 }
 
-// Forget drops the state kept for iface (an interface that vanished).
-func (d *Detector) Forget(iface string) {
-	d.mu.Lock()
-	delete(d.ifaces, iface)
-	d.mu.Unlock()
-}
-
 // Observe folds one sample into its interface's state and returns the
 // verdict. Counts are taken as offered load: once the interface is throttled,
 // the caller may add what the shaper dropped so that a throttled flood still

@@ -227,7 +227,7 @@ func TestObserveEdges(t *testing.T) {
 			t.Fatal("1000 SYN/s is below syn_rate_min but the interval is suspect")
 		}
 	})
-	t.Run("interfaces are independent and forgotten", func(t *testing.T) {
+	t.Run("interfaces are independent", func(t *testing.T) {
 		for i := range 3 {
 			d.Observe(Sample{Interface: "x", At: at.Add(time.Duration(i) * time.Second), Interval: time.Second, Counts: flood})
 			v := d.Observe(Sample{Interface: "y", At: at.Add(time.Duration(i) * time.Second), Interval: time.Second})
@@ -238,11 +238,6 @@ func TestObserveEdges(t *testing.T) {
 		v := d.Observe(Sample{Interface: "x", At: at.Add(3 * time.Second), Interval: time.Second})
 		if v.State != StateFlood {
 			t.Fatalf("x after 3 suspect intervals: %s", v.State)
-		}
-		d.Forget("x")
-		v = d.Observe(Sample{Interface: "x", At: at.Add(4 * time.Second), Interval: time.Second})
-		if v.State != StateClean {
-			t.Fatalf("x after Forget: %s", v.State)
 		}
 	})
 }
@@ -305,9 +300,6 @@ func TestObserveConcurrent(t *testing.T) {
 			for _, s := range samples {
 				s.Interface = iface
 				d.Observe(s)
-				if iface == "eth3" {
-					d.Forget("eth2")
-				}
 			}
 		}()
 	}

@@ -9,12 +9,10 @@ import (
 )
 
 // Rates is one interface's transmit over the interval since the previous
-// Read that saw it.
+// Read that saw it; the detector divides the deltas by Interval.
 type Rates struct {
 	TxBytes, TxPackets uint64        // deltas over Interval
 	Interval           time.Duration // time between the two readings
-	TxBps              float64       // bits per second
-	TxPps              float64       // packets per second
 	// Reset is true when a counter went down since the previous reading (the
 	// interface was recreated or its counters cleared): the deltas then count
 	// from zero, a lower bound of what was sent.
@@ -79,9 +77,6 @@ func (r *Reader) Read(now time.Time) (map[string]Rates, error) {
 		} else {
 			rt.TxBytes, rt.TxPackets = c.bytes-p.bytes, c.packets-p.packets
 		}
-		secs := elapsed.Seconds()
-		rt.TxBps = float64(rt.TxBytes) * 8 / secs
-		rt.TxPps = float64(rt.TxPackets) / secs
 		out[name] = rt
 	}
 	r.prev, r.last = cur, now
