@@ -195,7 +195,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			continue
 		}
 		spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
-		if _, err := a.ctl.Throttle(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
+		if _, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", m.Interface, err))
 			continue
 		}
@@ -392,7 +392,7 @@ func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool) {
 		case policy.ActionThrottle, policy.ActionUpdate:
 			m := d.Mitigation
 			spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, a.rates[m.Interface])
-			_, err := a.ctl.Throttle(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires, Force: force})
+			_, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires, Force: force})
 			if err != nil {
 				a.log.Error("throttle failed", "interface", m.Interface, "err", err)
 				a.metrics.refused.WithLabelValues("error").Inc()

@@ -105,7 +105,7 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 // what that alert asked for.
 type webhookSink struct{ a *Agent }
 
-func (s webhookSink) Throttle(ctx context.Context, r alerts.Request) error {
+func (s webhookSink) Mitigate(ctx context.Context, r alerts.Request) error {
 	var errs []error
 	for _, iface := range r.Interfaces {
 		req := policy.Request{ID: r.Fingerprint, Reason: policy.ReasonWebhook, Interface: iface, Sources: s.a.floodSources(iface)}
@@ -165,7 +165,7 @@ type RequestOptions struct {
 func (a *Agent) Request(ctx context.Context, r policy.Request, o RequestOptions) (policy.Decision, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	d, err := a.engine.Throttle(a.now(), r)
+	d, err := a.engine.Claim(a.now(), r)
 	if err != nil {
 		return policy.Decision{}, err
 	}

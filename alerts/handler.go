@@ -27,7 +27,9 @@ const DefaultMaxBody = 1 << 20
 // would only repeat it. Any other error is transient and makes the handler
 // answer 500 so that Alertmanager retries.
 type Sink interface {
-	Throttle(ctx context.Context, r Request) error
+	// Mitigate asks for the throttle a firing alert requests.
+	Mitigate(ctx context.Context, r Request) error
+	// Release drops what the alert asked for once it resolves.
 	Release(ctx context.Context, r Request) error
 }
 
@@ -163,7 +165,7 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, p Payload) Summar
 		req := m.req
 		var err error
 		if req.Action == ActionThrottle {
-			err = h.cfg.Sink.Throttle(ctx, req)
+			err = h.cfg.Sink.Mitigate(ctx, req)
 		} else {
 			err = h.cfg.Sink.Release(ctx, req)
 		}

@@ -45,7 +45,7 @@ func (s *fakeSink) Events() []string {
 	return slices.Clone(s.events)
 }
 
-func (s *fakeSink) Throttle(_ context.Context, r Request) error {
+func (s *fakeSink) Mitigate(_ context.Context, r Request) error {
 	switch {
 	case slices.Contains(r.Interfaces, "eth9"):
 		s.record("refuse")

@@ -43,10 +43,10 @@ type Request struct {
 // ErrNotThrottled is returned when there is nothing to remove on an interface.
 var ErrNotThrottled = errors.New("not throttled by egressguard")
 
-// Throttle installs r.Spec (or updates the mitigation already on that
+// Install installs r.Spec (or updates the mitigation already on that
 // interface in place) and records it. When the record cannot be written, the
 // kernel change is undone so that the node is left as it was.
-func (c *Controller) Throttle(ctx context.Context, r Request) (state.Mitigation, error) {
+func (c *Controller) Install(ctx context.Context, r Request) (state.Mitigation, error) {
 	plan, err := shaper.NewPlan(r.Spec, c.Features)
 	if err != nil {
 		return state.Mitigation{}, err

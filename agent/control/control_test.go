@@ -67,10 +67,10 @@ func TestReapplyKeepsWhatWasReplaced(t *testing.T) {
 	c, k := newController(t, "pfifo_fast")
 	ctx := context.Background()
 	exp := c.Now().Add(time.Hour)
-	if _, err := c.Throttle(ctx, Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: exp}); err != nil {
+	if _, err := c.Install(ctx, Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: exp}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Throttle(ctx, Request{Spec: spec(2e6), Reason: policy.ReasonWebhook, Expires: exp})
+	m, err := c.Install(ctx, Request{Spec: spec(2e6), Reason: policy.ReasonWebhook, Expires: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +97,8 @@ func TestFailedRecordUndoesTheKernel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.Throttle(context.Background(), Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: c.Now()}); err == nil {
-		t.Fatal("Throttle succeeded without a state file")
+	if _, err := c.Install(context.Background(), Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: c.Now()}); err == nil {
+		t.Fatal("Install succeeded without a state file")
 	}
 	if k.root != "noqueue" || len(k.removed) != 1 {
 		t.Fatalf("root %s after a failed record (removes %d); want the node as it was", k.root, len(k.removed))

@@ -69,8 +69,8 @@ func TestThrottleRejectsMalformedRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e.Throttle(t0, tc.r); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Throttle() error = %v, want one containing %q", err, tc.want)
+			if _, err := e.Claim(t0, tc.r); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Claim() error = %v, want one containing %q", err, tc.want)
 			}
 			if ms := e.Mitigations(); len(ms) != 0 {
 				t.Fatalf("a malformed request left mitigations %v", ms)
@@ -116,7 +116,7 @@ func TestResultsDoNotAliasState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.Throttle(t0, webhook("fp1", "eth0", "198.51.100.0/24"))
+	d, err := e.Claim(t0, webhook("fp1", "eth0", "198.51.100.0/24"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -261,7 +261,8 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 	return c, Decision{}
 }
 
-// Throttle takes a webhook or manual request. It returns an error, and
+// Claim records a webhook or manual request as its owner's claim on the
+// interface and decides what follows. It returns an error, and
 // changes nothing, when the request is malformed; otherwise a Decision:
 // throttle (new mitigation), update (the request widens the one in force),
 // keep (the request is already covered: its owner and expiry are recorded),
@@ -272,7 +273,7 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 // runaway automation, and an operator at the keyboard is the control it
 // stands in for. A repeated request with the same ID replaces that owner's
 // claim, so webhook redelivery is idempotent.
-func (e *Engine) Throttle(now time.Time, r Request) (Decision, error) {
+func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 	if err := r.validate(); err != nil {
 		return Decision{}, err
 	}

@@ -114,7 +114,7 @@ func stepsEvery(from, interval time.Duration, n int, o func(i int) Observation) 
 
 func throttle(at time.Duration, r Request) op {
 	return op{at, func(s *scenario, now time.Time) []string {
-		d, err := s.e.Throttle(now, r)
+		d, err := s.e.Claim(now, r)
 		if err != nil {
 			return []string{fmt.Sprintf("%s error %v", at, err)}
 		}

@@ -145,7 +145,7 @@ func newThrottleCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer closeFn()
-			m, err := ctl.Throttle(cmd.Context(), control.Request{Spec: spec, Reason: policy.ReasonManual, Expires: time.Now().Add(ttl), Force: f.force})
+			m, err := ctl.Install(cmd.Context(), control.Request{Spec: spec, Reason: policy.ReasonManual, Expires: time.Now().Add(ttl), Force: f.force})
 			if err != nil {
 				if errors.Is(err, shaper.ErrForeignRoot) {
 					return fmt.Errorf("%w (nothing was changed; --force replaces it)", err)
