@@ -30,7 +30,7 @@ const (
 	ModeEnforce = "enforce"
 )
 
-// Config is the whole configuration file (DESIGN §8).
+// Config is the whole configuration file (docs/design.md §8).
 type Config struct {
 	Mode       string    `yaml:"mode"`
 	NodeName   string    `yaml:"node_name"`
@@ -44,7 +44,7 @@ type Config struct {
 	Webhook    Webhook   `yaml:"webhook"`
 }
 
-// Detect holds the detector's thresholds (DESIGN §3).
+// Detect holds the detector's thresholds (docs/design.md §3).
 type Detect struct {
 	Interval       Duration `yaml:"interval"`
 	SynRateMin     float64  `yaml:"syn_rate_min"`
@@ -54,7 +54,7 @@ type Detect struct {
 	ExitAfter      int      `yaml:"exit_after"`
 }
 
-// Throttle says what a mitigation installs and how long it lives (DESIGN §4, §5).
+// Throttle says what a mitigation installs and how long it lives (docs/design.md §4, §5).
 type Throttle struct {
 	Rate              Rate         `yaml:"rate"`
 	LinkRate          Rate         `yaml:"link_rate,omitempty"`
@@ -78,7 +78,7 @@ type Webhook struct {
 	TokenFile string `yaml:"token_file"`
 }
 
-// Default returns the built-in configuration of DESIGN §8.
+// Default returns the built-in configuration of docs/design.md §8.
 func Default() Config {
 	return Config{
 		Mode:     ModeObserve,

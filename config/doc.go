@@ -1,5 +1,5 @@
 // Package config loads and validates egressguard's YAML configuration
-// (DESIGN §8). Unknown keys are errors, and every error names the field and
+// (docs/design.md §8). Unknown keys are errors, and every error names the field and
 // the value that was rejected, so an operator can fix the file without
 // guessing. The scalar parsers (rates, ports, prefixes) are shared with the
 // CLI so a flag and a config key accept exactly the same spellings.

@@ -23,7 +23,7 @@ var rateUnits = []struct {
 	{"bit", 1}, {"bps", 8},
 }
 
-// MaxRate is the largest rate accepted, the 100gbit ceiling of DESIGN §4
+// MaxRate is the largest rate accepted, the 100gbit ceiling of docs/design.md §4
 // times ten; HTB's 64-bit rates go higher but no NIC does.
 const MaxRate = 1_000_000_000_000
 

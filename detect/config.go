@@ -67,7 +67,7 @@ type Config struct {
 	TopN int `json:"top_n" yaml:"top_n"`
 }
 
-// DefaultConfig returns the documented defaults (DESIGN §8 for the detect.*
+// DefaultConfig returns the documented defaults (docs/design.md §8 for the detect.*
 // keys; the attention thresholds are this package's own).
 func DefaultConfig() Config {
 	return Config{

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 // sampleLine is one line of a testdata/*.jsonl sequence: one interval of one
 // interface, with the counts a capture reports. The sequences model the
-// scenarios of DESIGN §3 at one-second intervals.
+// scenarios of docs/design.md §3 at one-second intervals.
 type sampleLine struct {
 	At           time.Time             `json:"at"`
 	Interval     string                `json:"interval"`

@@ -33,7 +33,7 @@ const (
 	loopWait = 40 * time.Second
 )
 
-// TestAlertLoop closes the loop of DESIGN §6 with the real components in the
+// TestAlertLoop closes the loop of docs/design.md §6 with the real components in the
 // lab: a SYN flood from the node makes the agent's flood verdict, Prometheus
 // scrapes it and fires the shipped EgressguardThrottleRequested rule,
 // Alertmanager (configured from the shipped example) posts it to the agent's

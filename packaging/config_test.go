@@ -8,7 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// designKeys is every key of DESIGN §8 with its default as YAML text.
+// designKeys is every key of docs/design.md §8 with its default as YAML text.
 var designKeys = []struct{ key, value string }{
 	{"mode", "observe"},
 	{"node_name", ""},
@@ -98,14 +98,14 @@ func TestPackagedConfigHasEveryDesignKey(t *testing.T) {
 		case !ok:
 			t.Errorf("%s: missing", k.key)
 		case got.value != k.value:
-			t.Errorf("%s = %q, want the DESIGN §8 default %q", k.key, got.value, k.value)
+			t.Errorf("%s = %q, want the docs/design.md §8 default %q", k.key, got.value, k.value)
 		case !got.commented:
 			t.Errorf("%s: no comment saying what it does", k.key)
 		}
 	}
 	for k := range keys {
 		if !want[k] {
-			t.Errorf("%s: not a DESIGN §8 key", k)
+			t.Errorf("%s: not a docs/design.md §8 key", k)
 		}
 	}
 }
@@ -123,7 +123,7 @@ func TestKubernetesConfigUsesOnlyDesignKeys(t *testing.T) {
 	keys := readConfigKeys(t, []byte(text))
 	for k := range keys {
 		if !want[k] {
-			t.Errorf("ConfigMap config.yaml: %s is not a DESIGN §8 key", k)
+			t.Errorf("ConfigMap config.yaml: %s is not a docs/design.md §8 key", k)
 		}
 	}
 	if got := keys["mode"].value; got != "observe" {

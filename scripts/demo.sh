@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the whole story of DESIGN §9 in the namespace lab (scripts/demo,
+# `make demo`: the whole story of docs/design.md §9 in the namespace lab (scripts/demo,
 # built on internal/lab): detection, attribution, throttling and release of a
 # node flood and a VM flood next to benign traffic. Needs root; leaves nothing
 # behind.

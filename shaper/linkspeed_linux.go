@@ -13,7 +13,7 @@ import (
 // LinkSpeed returns the link speed of iface in bits/s from
 // /sys/class/net/IF/speed, or 0 for links that report none (a link that is
 // down) and for virtual links. A veth reports 10000 Mb/s, but that is no
-// wire: a 10gbit ceiling there halves unshaped throughput (DESIGN §4), so
+// wire: a 10gbit ceiling there halves unshaped throughput (docs/design.md §4), so
 // every device under /sys/devices/virtual counts as having no speed.
 func LinkSpeed(iface string) (uint64, error) {
 	return linkSpeedAt("/sys/class/net", iface)

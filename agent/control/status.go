@@ -12,7 +12,7 @@ import (
 )
 
 // MitigationStatus is one mitigation as `status --json` and /api/v1/status
-// show it (DESIGN §7): the record, flattened, joined with what the kernel
+// show it (docs/design.md §7): the record, flattened, joined with what the kernel
 // holds.
 type MitigationStatus struct {
 	state.Mitigation

@@ -1,5 +1,5 @@
 // Command egressguard detects outbound flood sources on a node and throttles
-// them with tc. See `egressguard --help` and DESIGN §7 for the contract.
+// them with tc. See `egressguard --help` and docs/design.md §7 for the contract.
 package main
 
 import (
@@ -21,7 +21,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes of every command (DESIGN §7).
+// Exit codes of every command (docs/design.md §7).
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -41,7 +41,7 @@ func newStatusCommand(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (DESIGN §7)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/design.md §7)")
 	return cmd
 }
 

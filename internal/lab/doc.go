@@ -1,4 +1,4 @@
-// Package lab builds the network-namespace lab of DESIGN §9 for the
+// Package lab builds the network-namespace lab of docs/design.md §9 for the
 // end-to-end tests and the demo: a "node" namespace whose uplink veth up0
 // leads to an "inet" namespace that owns 198.18.0.0/15 and 2001:db8:ff::/48
 // as local routes, so that every destination the generators pick answers

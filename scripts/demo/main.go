@@ -1,4 +1,4 @@
-// Command demo is `make demo` (DESIGN §9): it builds the namespace lab with
+// Command demo is `make demo` (docs/design.md §9): it builds the namespace lab with
 // one VM behind the node's bridge, runs the agent in enforce mode on the
 // node's uplink, and tells the whole story with real traffic: a benign
 // upload to 443 that is never throttled, then a raw-socket SYN flood from
