@@ -19,6 +19,7 @@ import (
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/internal/labagent"
 	"github.com/egressguard/egressguard/rules"
 )
 
@@ -70,7 +71,7 @@ func TestAlertLoop(t *testing.T) {
 	t.Cleanup(cancel)
 	started := time.Now()
 	dir := t.TempDir()
-	cfg := lab.AgentConfig(dir) // enforce, node_name lab-node, interfaces [up0]
+	cfg := labagent.Config(dir) // enforce, node_name lab-node, interfaces [up0]
 	cfg.Detect.ExitAfter = 3    // the verdict turns clean 3s after the flood
 	lp := &alertLoop{t: t, ctx: ctx, l: l, c: lab.HTTPClient(l.Node), node: cfg.NodeName}
 	tokenFile := cfg.Webhook.TokenFile
@@ -82,7 +83,7 @@ func TestAlertLoop(t *testing.T) {
 	amCfg := filepath.Join(dir, "alertmanager.yml")
 	lp.write(amCfg, loopAlertmanagerConfig(t, tokenFile))
 
-	agent, err := l.NewAgent(tools.Egressguard, dir, cfg)
+	agent, err := labagent.New(l, tools.Egressguard, dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +252,8 @@ func loopPrometheusConfig(t *testing.T, rulesDir, node string) []byte {
 			t.Fatalf("examples/prometheus.yml: job egressguard has %d static_configs, want 1", len(statics))
 		}
 		sc := loopMap(t, statics[0])
-		if targets := loopList(t, sc["targets"]); len(targets) != 1 || targets[0] != lab.AgentListen {
-			t.Fatalf("examples/prometheus.yml: egressguard targets %v, want [%s]", targets, lab.AgentListen)
+		if targets := loopList(t, sc["targets"]); len(targets) != 1 || targets[0] != labagent.Listen {
+			t.Fatalf("examples/prometheus.yml: egressguard targets %v, want [%s]", targets, labagent.Listen)
 		}
 		labels := loopMap(t, sc["labels"])
 		if _, ok := labels["node"]; !ok {
@@ -288,8 +289,8 @@ func loopAlertmanagerConfig(t *testing.T, tokenFile string) []byte {
 		}
 		for _, w := range loopList(t, recv["webhook_configs"]) {
 			wc := loopMap(t, w)
-			if wc["url"] != "http://"+lab.AgentListen+"/api/v1/alertmanager" || wc["send_resolved"] != true {
-				t.Fatalf("examples/alertmanager.yml: egressguard webhook %v: want url http://%s/api/v1/alertmanager and send_resolved", wc, lab.AgentListen)
+			if wc["url"] != "http://"+labagent.Listen+"/api/v1/alertmanager" || wc["send_resolved"] != true {
+				t.Fatalf("examples/alertmanager.yml: egressguard webhook %v: want url http://%s/api/v1/alertmanager and send_resolved", wc, labagent.Listen)
 			}
 			loopMap(t, loopMap(t, wc["http_config"])["authorization"])["credentials_file"] = tokenFile
 			hooks++
@@ -365,7 +366,7 @@ type alertLoop struct {
 	ctx   context.Context
 	l     *lab.Lab
 	c     *http.Client
-	agent *lab.Agent
+	agent *labagent.Agent
 	node  string // the agent's node_name, the target's node label
 }
 

@@ -23,7 +23,7 @@ func TestKill9NeverLeavesPartialLayout(t *testing.T) {
 	var partialAfterKill, complete, none int
 	for i := range iterations {
 		e.startAgent()
-		cli, err := e.lab.StartAgentCLI(e.agent, "throttle", "--interface", lab.Uplink, "--ttl", "10m")
+		cli, err := e.agent.StartCLI("throttle", "--interface", lab.Uplink, "--ttl", "10m")
 		if err != nil {
 			t.Fatal(err)
 		}

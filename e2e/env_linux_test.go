@@ -14,6 +14,7 @@ import (
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/internal/labagent"
 )
 
 // env is one test's lab, built tools and agent.
@@ -23,11 +24,11 @@ type env struct {
 	lab   *lab.Lab
 	tools lab.Tools
 	dir   string
-	agent *lab.Agent
+	agent *labagent.Agent
 }
 
 // newEnv builds a lab with vms VMs behind the bridge and an agent (not
-// started) whose config is lab.AgentConfig changed by edit.
+// started) whose config is labagent.Config changed by edit.
 func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
 	t.Helper()
 	if testing.Short() {
@@ -43,11 +44,11 @@ func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	e := &env{t: t, ctx: ctx, lab: lab.NewT(t, "egl", vms), tools: tools, dir: t.TempDir()}
-	cfg := lab.AgentConfig(e.dir)
+	cfg := labagent.Config(e.dir)
 	if edit != nil {
 		edit(&cfg)
 	}
-	e.agent, err = e.lab.NewAgent(tools.Egressguard, e.dir, cfg)
+	e.agent, err = labagent.New(e.lab, tools.Egressguard, e.dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 const (
 	floodLength   = 60 * time.Second
 	throttleLimit = 4 * time.Second
-	rateBps       = 1_000_000 // lab.AgentConfig's throttle.rate
-	exitAfter     = 10        // lab.AgentConfig's detect.exit_after, 1 s intervals
+	rateBps       = 1_000_000 // labagent.Config's throttle.rate
+	exitAfter     = 10        // labagent.Config's detect.exit_after, 1 s intervals
 	sshPort       = 22
 )
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/internal/labagent"
 )
 
 // TestObserveFloodChangesNothing: in observe mode a flood gets verdict
@@ -46,7 +47,7 @@ func TestObserveFloodChangesNothing(t *testing.T) {
 func TestSighupReload(t *testing.T) {
 	e := newEnv(t, 0, func(c *config.Config) { c.Mode = config.ModeObserve })
 	e.startAgent()
-	good := lab.AgentConfig(e.dir)
+	good := labagent.Config(e.dir)
 	bad := good
 	bad.Throttle.Ports = []config.Port{22} // throttling SSH is nonsense
 	for _, step := range []struct {
@@ -58,7 +59,7 @@ func TestSighupReload(t *testing.T) {
 		{"bad", bad, "config reload refused; keeping the old config", config.ModeObserve},
 		{"good", good, "config reloaded", config.ModeEnforce},
 	} {
-		if err := lab.WriteConfig(e.agent.ConfigPath, step.cfg); err != nil {
+		if err := labagent.WriteConfig(e.agent.ConfigPath, step.cfg); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.agent.Reload(); err != nil {

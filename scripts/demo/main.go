@@ -22,6 +22,7 @@ import (
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/detect/attrib"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/internal/labagent"
 )
 
 const (
@@ -88,7 +89,7 @@ type demo struct {
 	ctx   context.Context
 	lab   *lab.Lab
 	tools lab.Tools
-	agent *lab.Agent
+	agent *labagent.Agent
 }
 
 // row is one scenario's line in the table.
@@ -108,8 +109,8 @@ func (d *demo) story(dir string) error {
 			return err
 		}
 	}
-	cfg := lab.AgentConfig(dir)
-	a, err := d.lab.StartAgent(d.ctx, d.tools.Egressguard, dir, cfg)
+	cfg := labagent.Config(dir)
+	a, err := labagent.Start(d.ctx, d.lab, d.tools.Egressguard, dir, cfg)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package lab
+package labagent
 
 import (
 	"bufio"
@@ -19,21 +19,22 @@ import (
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/internal/lab"
 )
 
-// AgentListen is where the lab's agent serves HTTP inside the node namespace.
-const AgentListen = "127.0.0.1:9466"
+// Listen is where the lab's agent serves HTTP inside the node namespace.
+const Listen = "127.0.0.1:9466"
 
-// AgentConfig is the lab's agent configuration with everything under dir:
+// Config is the lab's agent configuration with everything under dir:
 // enforce mode on up0, 1 s intervals, exit_after 10, a 1mbit throttle, the
 // state directory, socket and webhook token file in dir, and a budget large
 // enough for tests that restart the agent many times.
-func AgentConfig(dir string) config.Config {
+func Config(dir string) config.Config {
 	c := config.Default()
 	c.Mode = config.ModeEnforce
 	c.NodeName = "lab-node"
-	c.Interfaces = []string{Uplink}
-	c.Listen = AgentListen
+	c.Interfaces = []string{lab.Uplink}
+	c.Listen = Listen
 	c.Socket = filepath.Join(dir, "egressguard.sock")
 	c.StateDir = filepath.Join(dir, "state")
 	c.Detect.Interval = config.Duration(time.Second)
@@ -48,33 +49,33 @@ func AgentConfig(dir string) config.Config {
 func WriteConfig(path string, c config.Config) error {
 	b, err := yaml.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("lab: marshal config: %w", err)
+		return fmt.Errorf("labagent: marshal config: %w", err)
 	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return fmt.Errorf("lab: write config: %w", err)
+		return fmt.Errorf("labagent: write config: %w", err)
 	}
 	return nil
 }
 
 // Agent is `egressguard run` inside the node namespace.
 type Agent struct {
-	Lab        *Lab
+	Lab        *lab.Lab
 	Bin        string // the egressguard binary
 	ConfigPath string
-	Proc       *Proc
+	Proc       *lab.Proc
 	HTTP       *http.Client // dials inside the node namespace
 }
 
-// NewAgent writes cfg to dir/config.yaml and returns an agent that is not
-// yet running; Start runs it.
-func (l *Lab) NewAgent(bin, dir string, cfg config.Config) (*Agent, error) {
-	a := &Agent{Lab: l, Bin: bin, ConfigPath: filepath.Join(dir, "config.yaml"), HTTP: HTTPClient(l.Node)}
+// New writes cfg to dir/config.yaml and returns an agent of binary bin in
+// l's node namespace that is not yet running; Start runs it.
+func New(l *lab.Lab, bin, dir string, cfg config.Config) (*Agent, error) {
+	a := &Agent{Lab: l, Bin: bin, ConfigPath: filepath.Join(dir, "config.yaml"), HTTP: lab.HTTPClient(l.Node)}
 	return a, WriteConfig(a.ConfigPath, cfg)
 }
 
-// StartAgent is NewAgent then Start.
-func (l *Lab) StartAgent(ctx context.Context, bin, dir string, cfg config.Config) (*Agent, error) {
-	a, err := l.NewAgent(bin, dir, cfg)
+// Start is New then Agent.Start.
+func Start(ctx context.Context, l *lab.Lab, bin, dir string, cfg config.Config) (*Agent, error) {
+	a, err := New(l, bin, dir, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +111,9 @@ func (a *Agent) WaitReady(ctx context.Context) error {
 		}
 		select {
 		case <-a.Proc.Done():
-			return fmt.Errorf("lab: agent exited before ready: %s", a.Proc.Output())
+			return fmt.Errorf("labagent: agent exited before ready: %s", a.Proc.Output())
 		case <-ctx.Done():
-			return fmt.Errorf("lab: agent not ready: %w\n%s", ctx.Err(), a.Proc.Output())
+			return fmt.Errorf("labagent: agent not ready: %w\n%s", ctx.Err(), a.Proc.Output())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -125,7 +126,7 @@ func (a *Agent) Stop() error { return a.Proc.Stop(10 * time.Second) }
 func (a *Agent) Reload() error { return a.Proc.Signal(syscall.SIGHUP) }
 
 func (a *Agent) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+AgentListen+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+Listen+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -137,15 +138,15 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 	var st control.Status
 	resp, err := a.get(ctx, "/api/v1/status")
 	if err != nil {
-		return st, fmt.Errorf("lab: agent status: %w", err)
+		return st, fmt.Errorf("labagent: agent status: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
-		return st, fmt.Errorf("lab: agent status: %s: %s", resp.Status, b)
+		return st, fmt.Errorf("labagent: agent status: %s: %s", resp.Status, b)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, fmt.Errorf("lab: agent status: %w", err)
+		return st, fmt.Errorf("labagent: agent status: %w", err)
 	}
 	return st, nil
 }
@@ -154,12 +155,12 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 func (a *Agent) Metrics(ctx context.Context) (string, error) {
 	resp, err := a.get(ctx, "/metrics")
 	if err != nil {
-		return "", fmt.Errorf("lab: agent metrics: %w", err)
+		return "", fmt.Errorf("labagent: agent metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("lab: agent metrics: %w", err)
+		return "", fmt.Errorf("labagent: agent metrics: %w", err)
 	}
 	return string(b), nil
 }
@@ -174,7 +175,7 @@ func (a *Agent) CLI(ctx context.Context, args ...string) (string, int, error) {
 		return string(out), ee.ExitCode(), nil
 	}
 	if err != nil {
-		return string(out), -1, fmt.Errorf("lab: egressguard %s: %w", strings.Join(args, " "), err)
+		return string(out), -1, fmt.Errorf("labagent: egressguard %s: %w", strings.Join(args, " "), err)
 	}
 	return string(out), 0, nil
 }
@@ -203,9 +204,9 @@ func ParseLog(out, msg string) []map[string]any {
 	return res
 }
 
-// StartAgentCLI runs `egressguard --config FILE args...` for a's config in
-// the background inside the node namespace (e.g. to kill the agent while
-// the command is being served).
-func (l *Lab) StartAgentCLI(a *Agent, args ...string) (*Proc, error) {
-	return l.Start(l.Node, a.Bin, append([]string{"--config", a.ConfigPath}, args...)...)
+// StartCLI runs `egressguard --config FILE args...` for a's config in the
+// background inside the node namespace (e.g. to kill the agent while the
+// command is being served).
+func (a *Agent) StartCLI(args ...string) (*lab.Proc, error) {
+	return a.Lab.Start(a.Lab.Node, a.Bin, append([]string{"--config", a.ConfigPath}, args...)...)
 }
