@@ -2,14 +2,14 @@ package doctor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/egressguard/egressguard/shaper"
+
+	eglab "github.com/egressguard/egressguard/internal/lab"
 )
 
 // oracle asks iproute2, in a namespace of its own, whether the kernel takes
@@ -18,23 +18,9 @@ type oracle struct{ htb, u32, sfq, fqCodel bool }
 
 func askOracle(t *testing.T) oracle {
 	t.Helper()
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	ns := "egp-doctor-" + hex.EncodeToString(suffix)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	run := func(args ...string) bool {
-		return exec.Command("ip", append([]string{"-n", ns}, args...)...).Run() == nil
-	}
+	ns := eglab.NewNetNS(t, "egp-doctor")
 	tc := func(args ...string) bool {
 		return exec.Command("tc", append([]string{"-n", ns}, args...)...).Run() == nil
-	}
-	if !run("link", "set", "lo", "up") {
-		t.Fatal("ip link set lo up in the oracle namespace failed")
 	}
 	var o oracle
 	o.htb = tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb") &&
@@ -50,9 +36,7 @@ func askOracle(t *testing.T) oracle {
 }
 
 func TestRunOnThisKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces and probe qdiscs")
-	}
+	eglab.SkipUnlessRoot(t)
 	want := askOracle(t)
 	t.Logf("iproute2 says: %+v", want)
 	nsBefore, err := os.Readlink("/proc/self/ns/net")

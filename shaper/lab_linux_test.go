@@ -2,7 +2,7 @@ package shaper
 
 import (
 	"fmt"
-	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,14 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	eglab "github.com/egressguard/egressguard/internal/lab"
 )
 
 // requireRoot skips kernel tests for unprivileged runs (CI runs as root).
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces (run as root, e.g. sudo go test ./shaper/)")
-	}
+	eglab.SkipUnlessRoot(t)
 }
 
 // run runs a command and fails the test when it fails.
@@ -39,11 +39,7 @@ func nsRun(t testing.TB, ns string, args ...string) string {
 // newNS creates a namespace egs-<random> that is deleted in t.Cleanup.
 func newNS(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("egs-%08x", rand.Uint32())
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	nsRun(t, name, "ip", "link", "set", "lo", "up")
-	return name
+	return eglab.NewNetNS(t, "egs")
 }
 
 // nsFD opens a namespace for Options.NetNS; closed in t.Cleanup.
@@ -57,41 +53,33 @@ func nsFD(t testing.TB, ns string) int {
 	return int(f.Fd())
 }
 
-// lab is a "node" namespace whose uplink veth (labDev) leads to an
-// "internet" namespace that owns 198.18.0.0/15 and 2001:db8:ff::/48.
+// lab is internal/lab's namespace pair: a "node" whose uplink veth (labDev)
+// leads to an "internet" namespace (peer labPeer, address labGateway4) that
+// owns 198.18.0.0/15 and 2001:db8:ff::/48.
 type lab struct{ node, inet string }
 
 const (
-	labDev  = "up0"
-	labDst4 = "198.18.0.10"
-	labDst6 = "2001:db8:ff::10"
+	labDev  = eglab.Uplink
+	labPeer = "wan0"
 )
+
+var (
+	labDst4     = eglab.Dst4.String()
+	labDst6     = eglab.Dst6.String()
+	labGateway4 = eglab.Gateway4.String()
+)
+
+// labSources are the node's own uplink addresses as a source-scope Spec
+// names them: its IPv4 address and its IPv6 /64.
+func labSources() []netip.Prefix {
+	return []netip.Prefix{netip.PrefixFrom(eglab.NodeAddr4, 32), netip.PrefixFrom(eglab.NodeAddr6, 64).Masked()}
+}
 
 // newLab builds the lab; queues > 1 makes the uplink a multiqueue veth.
 func newLab(t testing.TB, queues int) lab {
 	t.Helper()
-	l := lab{node: newNS(t), inet: newNS(t)}
-	args := []string{"-n", l.node, "link", "add", labDev}
-	if queues > 1 {
-		q := strconv.Itoa(queues)
-		args = append(args, "numtxqueues", q, "numrxqueues", q)
-	}
-	run(t, "ip", append(args, "type", "veth", "peer", "name", "down0", "netns", l.inet)...)
-	for _, c := range [][]string{
-		{"-n", l.node, "addr", "add", "10.99.0.1/30", "dev", labDev},
-		{"-n", l.node, "-6", "addr", "add", "fd00:99::1/64", "dev", labDev, "nodad"},
-		{"-n", l.node, "link", "set", labDev, "up"},
-		{"-n", l.inet, "addr", "add", "10.99.0.2/30", "dev", "down0"},
-		{"-n", l.inet, "-6", "addr", "add", "fd00:99::2/64", "dev", "down0", "nodad"},
-		{"-n", l.inet, "link", "set", "down0", "up"},
-		{"-n", l.node, "route", "add", "198.18.0.0/15", "via", "10.99.0.2"},
-		{"-n", l.node, "-6", "route", "add", "2001:db8:ff::/48", "via", "fd00:99::2"},
-		{"-n", l.inet, "route", "add", "local", "198.18.0.0/15", "dev", "lo"},
-		{"-n", l.inet, "-6", "route", "add", "local", "2001:db8:ff::/48", "dev", "lo"},
-	} {
-		run(t, "ip", c...)
-	}
-	return l
+	l := eglab.NewTWith(t, "egs", eglab.Options{Queues: queues})
+	return lab{node: l.Node, inet: l.Inet}
 }
 
 // open returns a Shaper in the node namespace.

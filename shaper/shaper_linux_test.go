@@ -53,7 +53,7 @@ func TestApplyReadsBackAsPlanned(t *testing.T) {
 	}{
 		{"node scope", func(*Spec) {}},
 		{"source scope v4 and v6", func(s *Spec) {
-			s.Sources = []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32"), netip.MustParsePrefix("fd00:99::/64")}
+			s.Sources = labSources()
 		}},
 		{"whitelist cidrs and ports", func(s *Spec) {
 			s.WhitelistPorts = []uint16{51820}

@@ -3,7 +3,6 @@ package shaper
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -23,7 +22,7 @@ func updatedSpec() Spec {
 	s := labSpec()
 	s.Rate = 2_000_000
 	s.Ports = []uint16{443, 8443}
-	s.Sources = []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32"), netip.MustParsePrefix("fd00:99::/64")}
+	s.Sources = labSources()
 	return s
 }
 
@@ -132,8 +131,8 @@ func TestReapplyIsNoopAndUpdateIsInPlace(t *testing.T) {
 	// the node: no IPv6 and a permanent neighbour, so any packet counted by
 	// the unthrottled class during the updates escaped the throttle.
 	nsRun(t, l.node, "sysctl", "-qw", "net.ipv6.conf."+labDev+".disable_ipv6=1")
-	mac := strings.TrimSpace(nsRun(t, l.inet, "cat", "/sys/class/net/down0/address"))
-	nsRun(t, l.node, "ip", "neigh", "replace", "10.99.0.2", "lladdr", mac, "dev", labDev, "nud", "permanent")
+	mac := strings.TrimSpace(nsRun(t, l.inet, "cat", "/sys/class/net/"+labPeer+"/address"))
+	nsRun(t, l.node, "ip", "neigh", "replace", labGateway4, "lladdr", mac, "dev", labDev, "nud", "permanent")
 	l.addTargets(t)
 	l.iperfServer(t, labDst4, 443)
 	flood := exec.Command("ip", "netns", "exec", l.node, "iperf3", "-c", labDst4, "-p", "443", "-u", "-b", "20M", "-l", "100", "-t", "4")

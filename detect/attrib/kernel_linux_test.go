@@ -1,8 +1,6 @@
 package attrib
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"os"
@@ -14,14 +12,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-)
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root (network namespaces, raw sockets); CI runs it as root")
-	}
-}
+	eglab "github.com/egressguard/egressguard/internal/lab"
+)
 
 func run(t *testing.T, args ...string) string {
 	t.Helper()
@@ -30,38 +23,6 @@ func run(t *testing.T, args ...string) string {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-// bridgeLab builds namespace <p>-br holding bridge br0 with veth ports p1
-// and p2, whose peers (eth0, fixed MACs 02:00:00:00:00:1N, 10.99.0.1N/24) sit
-// in "VM" namespaces <p>-vm1 and <p>-vm2. br0 holds 10.99.0.1/24.
-func bridgeLab(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	p := "egd-" + hex.EncodeToString(b)
-	br, vm1, vm2 := p+"-br", p+"-vm1", p+"-vm2"
-	for _, ns := range []string{br, vm1, vm2} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-	run(t, "ip", "-n", br, "link", "add", "br0", "type", "bridge")
-	for i, vm := range []string{vm1, vm2} {
-		n := string(rune('1' + i))
-		port := "p" + n
-		run(t, "ip", "-n", br, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", vm)
-		run(t, "ip", "-n", br, "link", "set", port, "master", "br0")
-		run(t, "ip", "-n", br, "link", "set", port, "up")
-		run(t, "ip", "-n", vm, "link", "set", "eth0", "address", "02:00:00:00:00:1"+n)
-		run(t, "ip", "-n", vm, "addr", "add", "10.99.0.1"+n+"/24", "dev", "eth0")
-		run(t, "ip", "-n", vm, "link", "set", "eth0", "up")
-	}
-	run(t, "ip", "-n", br, "addr", "add", "10.99.0.1/24", "dev", "br0")
-	run(t, "ip", "-n", br, "link", "set", "br0", "up")
-	return p
 }
 
 // sendUDP sends one datagram from inside namespace ns, which makes the VM
@@ -73,13 +34,16 @@ func sendUDP(t *testing.T, ns, ip, port string) {
 	run(t, "ip", "netns", "exec", ns, "bash", "-c", "echo egressguard >/dev/udp/"+ip+"/"+port)
 }
 
+// TestNetResolverBridgeLab resolves sources in internal/lab's node, which
+// holds bridge br0 (eglab.BridgeAddr4) with the ports vnet1 and vnet2 of
+// two VM namespaces.
 func TestNetResolverBridgeLab(t *testing.T) {
-	needRoot(t)
-	p := bridgeLab(t)
-	sendUDP(t, p+"-vm1", "10.99.0.1", "9")  // vm1 → the bridge host: neighbour entry and FDB
-	sendUDP(t, p+"-vm2", "10.99.0.11", "9") // vm2 → vm1: FDB only
+	l := eglab.NewT(t, "egd", 2)
+	vm1, vm2 := l.VMs[0], l.VMs[1]
+	sendUDP(t, vm1.NS, eglab.BridgeAddr4.String(), "9") // vm1 → the bridge host: neighbour entry and FDB
+	sendUDP(t, vm2.NS, vm1.Addr.String(), "9")          // vm2 → vm1: FDB only
 
-	h, err := netns.GetFromName(p + "-br")
+	h, err := netns.GetFromName(l.Node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +54,15 @@ func TestNetResolverBridgeLab(t *testing.T) {
 	}
 	defer r.Close()
 
-	vm1, vm2, stranger := netip.MustParseAddr("10.99.0.11"), netip.MustParseAddr("10.99.0.12"), netip.MustParseAddr("10.99.0.99")
-	capture := map[netip.Addr]net.HardwareAddr{vm2: {2, 0, 0, 0, 0, 0x12}}
+	stranger := netip.MustParseAddr("198.19.128.99")
+	mac2, err := net.ParseMAC(vm2.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	capture := map[netip.Addr]net.HardwareAddr{vm2.Addr: mac2}
 	want := []Source{
-		{Addr: vm1, MAC: "02:00:00:00:00:11", MACFrom: "neighbour", NeighbourInterface: "br0", Bridge: "br0", BridgePort: "p1"},
-		{Addr: vm2, MAC: "02:00:00:00:00:12", MACFrom: "capture", Bridge: "br0", BridgePort: "p2"},
+		{Addr: vm1.Addr, MAC: vm1.MAC, MACFrom: "neighbour", NeighbourInterface: "br0", Bridge: "br0", BridgePort: vm1.Port},
+		{Addr: vm2.Addr, MAC: vm2.MAC, MACFrom: "capture", Bridge: "br0", BridgePort: vm2.Port},
 		{Addr: stranger},
 	}
 	var got []Source
@@ -104,18 +72,18 @@ func TestNetResolverBridgeLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = tables.Resolve([]netip.Addr{vm1, vm2, stranger}, capture)
+		got = tables.Resolve([]netip.Addr{vm1.Addr, vm2.Addr, stranger}, capture)
 		if slices.Equal(got, want) || time.Now().After(deadline) {
 			break
 		}
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Resolve:\n got %+v\nwant %+v\nbridge fdb:\n%s\nneighbours:\n%s", got, want,
-			run(t, "bridge", "-n", p+"-br", "fdb", "show", "br", "br0"), run(t, "ip", "-n", p+"-br", "neigh", "show"))
+			run(t, "bridge", "-n", l.Node, "fdb", "show", "br", "br0"), run(t, "ip", "-n", l.Node, "neigh", "show"))
 	}
 	// iproute2 is the independent oracle for what the kernel's FDB holds.
-	fdb := run(t, "bridge", "-n", p+"-br", "fdb", "show", "br", "br0")
-	for _, line := range []string{"02:00:00:00:00:11 dev p1", "02:00:00:00:00:12 dev p2"} {
+	fdb := run(t, "bridge", "-n", l.Node, "fdb", "show", "br", "br0")
+	for _, line := range []string{vm1.MAC + " dev " + vm1.Port, vm2.MAC + " dev " + vm2.Port} {
 		if !strings.Contains(fdb, line) {
 			t.Errorf("bridge fdb show lacks %q:\n%s", line, fdb)
 		}
@@ -123,7 +91,7 @@ func TestNetResolverBridgeLab(t *testing.T) {
 }
 
 func TestSocketHoldersFindsThisProcess(t *testing.T) {
-	needRoot(t)
+	eglab.SkipUnlessRoot(t)
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_TCP)
 	if err != nil {
 		t.Fatalf("open raw socket: %v", err)

@@ -24,9 +24,7 @@ type lab struct {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root for network namespaces and AF_PACKET")
-	}
+	eglab.SkipUnlessRoot(t)
 }
 
 func sh(t testing.TB, args ...string) string {

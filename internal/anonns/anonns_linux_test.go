@@ -1,16 +1,15 @@
 package anonns
 
 import (
-	"os"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	eglab "github.com/egressguard/egressguard/internal/lab"
 )
 
 func TestNewLeavesThisNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create a network namespace")
-	}
+	eglab.SkipUnlessRoot(t)
 	before, err := netns.Get()
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,9 @@ type Options struct {
 	// VMs is the number of VM namespaces behind the node's bridge br0; 0
 	// means no bridge.
 	VMs int
+	// Queues is the number of transmit and receive queues of the uplink
+	// veth; 0 or 1 means one (more makes the kernel give up0 an mq root).
+	Queues int
 }
 
 // VM is one namespace behind the node's bridge.
@@ -95,6 +98,9 @@ func New(o Options) (*Lab, error) {
 	if o.VMs < 0 || o.VMs > 200 {
 		return nil, fmt.Errorf("lab: options.vms %d: want 0 to 200", o.VMs)
 	}
+	if o.Queues < 0 || o.Queues > 64 {
+		return nil, fmt.Errorf("lab: options.queues %d: want 0 to 64", o.Queues)
+	}
 	l := &Lab{Prefix: o.Prefix, Node: o.Prefix + "-node", Inet: o.Prefix + "-inet"}
 	if err := l.build(o); err != nil {
 		return nil, errors.Join(err, l.Close())
@@ -102,14 +108,29 @@ func New(o Options) (*Lab, error) {
 	return l, nil
 }
 
+// SkipUnlessRoot skips a kernel test when not run as root: network
+// namespaces, tc, raw and packet sockets all need it (CI runs as root).
+func SkipUnlessRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root for network namespaces, tc and raw sockets (run as root, e.g. sudo go test)")
+	}
+}
+
 // NewT builds a lab for a test with a random prefix under base (e.g.
 // "egl"), skips the test when not root, and removes the lab in t.Cleanup.
 func NewT(t testing.TB, base string, vms int) *Lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root for network namespaces, tc and raw sockets")
-	}
-	l, err := New(Options{Prefix: RandomPrefix(base), VMs: vms})
+	return NewTWith(t, base, Options{VMs: vms})
+}
+
+// NewTWith is NewT with the lab's other Options; o.Prefix is replaced by a
+// random prefix under base.
+func NewTWith(t testing.TB, base string, o Options) *Lab {
+	t.Helper()
+	SkipUnlessRoot(t)
+	o.Prefix = RandomPrefix(base)
+	l, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +161,7 @@ func (l *Lab) build(o Options) error {
 	steps := [][]string{
 		{"ip", "-n", l.Node, "link", "set", "lo", "up"},
 		{"ip", "-n", l.Inet, "link", "set", "lo", "up"},
-		{"ip", "-n", l.Node, "link", "add", Uplink, "type", "veth", "peer", "name", "wan0", "netns", l.Inet},
+		uplinkVeth(l.Node, l.Inet, o.Queues),
 		{"ip", "-n", l.Node, "addr", "add", NodeAddr4.String() + "/30", "dev", Uplink},
 		{"ip", "-n", l.Inet, "addr", "add", Gateway4.String() + "/30", "dev", "wan0"},
 		{"ip", "-n", l.Node, "-6", "addr", "add", NodeAddr6.String() + "/64", "dev", Uplink, "nodad"},
@@ -199,6 +220,37 @@ func (l *Lab) build(o Options) error {
 		l.VMs = append(l.VMs, vm)
 	}
 	return l.waitBridge()
+}
+
+// uplinkVeth is the command that adds up0 in node with its peer wan0 in inet.
+func uplinkVeth(node, inet string, queues int) []string {
+	cmd := []string{"ip", "-n", node, "link", "add", Uplink}
+	if queues > 1 {
+		q := strconv.Itoa(queues)
+		cmd = append(cmd, "numtxqueues", q, "numrxqueues", q)
+	}
+	return append(cmd, "type", "veth", "peer", "name", "wan0", "netns", inet)
+}
+
+// NewNetNS creates a bare namespace (its loopback up) named base-<6 hex
+// digits> for a test, skips the test when not root, and deletes the
+// namespace in t.Cleanup.
+func NewNetNS(t testing.TB, base string) string {
+	t.Helper()
+	SkipUnlessRoot(t)
+	name := RandomPrefix(base)
+	if err := run("ip", "netns", "add", name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := run("ip", "netns", "del", name); err != nil {
+			t.Errorf("netns cleanup: %v", err)
+		}
+	})
+	if err := run("ip", "-n", name, "link", "set", "lo", "up"); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // waitBridge waits for the VM ports to forward (the bridge's ports go
