@@ -6,18 +6,31 @@ GO      ?= go
 VERSION ?= 0.1.0-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/egressguard
+# The lint's staticcheck; `make tools` installs it into GOBIN (CI: /usr/local/bin).
+STATICCHECK_VERSION := v0.8.2
+# Packages with goroutines or locks (the agent's loop and servers, the
+# webhook handler, the capture, the detector, the shaper, the CLI's signal
+# handling, the lab's process reapers): their tests run again under the race
+# detector (e2e drives binaries built apart, so -race would add nothing there).
+RACE_PKGS := ./agent/... ./alerts/... ./cmd/... ./detect/... ./internal/... ./shaper/...
 
-.PHONY: build test test-unit test-kernel lint bench demo package ci-package rules-test clean
+.PHONY: build test test-unit test-kernel lint tools bench demo package ci-package rules-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/egressguard
 
 # The whole suite: unit tests everywhere, kernel tests too when run as root
 # (they create and remove their own network namespaces), the race detector
-# on the concurrent packages.
+# on the concurrent packages (RACE_PKGS).
 test: build
 	$(GO) vet ./...
+	$(go-test)
+
+# Every package, then RACE_PKGS again with -race.
+define go-test
 	$(GO) test -p 1 -count=1 -timeout 20m ./...
+	$(GO) test -race -p 1 -count=1 -timeout 20m $(RACE_PKGS)
+endef
 
 # Pure-logic tests only (no root needed); kernel tests skip themselves.
 test-unit:
@@ -26,11 +39,16 @@ test-unit:
 # As root the kernel tests run instead of skipping; refuse to pretend otherwise.
 test-kernel: build
 	@[ "$$(id -u)" = 0 ] || { echo "test-kernel: run as root (the kernel tests skip otherwise)"; exit 1; }
-	$(GO) test -p 1 -count=1 -timeout 20m ./...
+	$(go-test)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || { echo "lint: staticcheck is not on PATH: make tools installs $(STATICCHECK_VERSION)"; exit 1; }
+	staticcheck ./...
+
+tools:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 # Each benchmark reports a ratio against its baseline run in the same invocation.
 bench:
