@@ -15,6 +15,7 @@ type claim struct {
 	scope   shaper.Scope   // shaper.ScopeSource or shaper.ScopeNode
 	sources []netip.Prefix // sorted, unique; empty for shaper.ScopeNode
 	ports   []uint16       // sorted, unique
+	rate    uint64         // bits per second; 0 = throttle.rate
 	expires time.Time
 }
 
@@ -25,7 +26,8 @@ type mitigation struct {
 	claims []claim
 }
 
-// view merges the claims into the Mitigation the kernel should hold.
+// view merges the claims into the Mitigation the kernel should hold: the
+// widest scope, every source and port, the lowest explicit rate.
 func (m *mitigation) view() Mitigation {
 	v := Mitigation{Interface: m.iface, Scope: shaper.ScopeSource, Reason: m.claims[0].reason, Since: m.since}
 	for _, c := range m.claims {
@@ -38,6 +40,9 @@ func (m *mitigation) view() Mitigation {
 		}
 		v.Sources = append(v.Sources, c.sources...)
 		v.Ports = append(v.Ports, c.ports...)
+		if c.rate != 0 && (v.RateBps == 0 || c.rate < v.RateBps) {
+			v.RateBps = c.rate
+		}
 	}
 	v.Sources = sortPrefixes(v.Sources)
 	if v.Scope == shaper.ScopeNode {
@@ -67,9 +72,9 @@ func (m *mitigation) with(c claim) *mitigation {
 	return n
 }
 
-// sameSpec reports whether a and b throttle the same traffic.
+// sameSpec reports whether a and b throttle the same traffic at the same rate.
 func sameSpec(a, b Mitigation) bool {
-	return a.Scope == b.Scope && slices.Equal(a.Sources, b.Sources) && slices.Equal(a.Ports, b.Ports)
+	return a.Scope == b.Scope && slices.Equal(a.Sources, b.Sources) && slices.Equal(a.Ports, b.Ports) && a.RateBps == b.RateBps
 }
 
 // sortPrefixes returns ps masked, sorted and without duplicates, in a new slice.

@@ -98,6 +98,7 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 				scope:   m.Scope,
 				sources: sortPrefixes(m.Sources),
 				ports:   sortPorts(ports),
+				rate:    m.RateBps,
 				expires: m.Expires,
 			})
 			if owner == OwnerDetector {
@@ -262,11 +263,11 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 }
 
 // Claim records a webhook or manual request as its owner's claim on the
-// interface and decides what follows. It returns an error, and
-// changes nothing, when the request is malformed; otherwise a Decision:
-// throttle (new mitigation), update (the request widens the one in force),
-// keep (the request is already covered: its owner and expiry are recorded),
-// or refuse. Refusals, in order of precedence: whitelist (a source overlaps
+// interface and decides what follows. It returns an error, and changes
+// nothing, when the request is malformed; otherwise a Decision: throttle
+// (new mitigation), update (the request widens the one in force or changes
+// its rate), keep (the request is already covered: its owner and expiry are
+// recorded), or refuse. Refusals, in order of precedence: whitelist (a source overlaps
 // whitelist.cidrs or a port is 22 or in whitelist.ports), max_ttl (TTL above
 // throttle.max_ttl), observe, paused, budget. Manual requests count against
 // the action budget but are never refused for it: the budget guards against
@@ -277,7 +278,7 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 	if err := r.validate(); err != nil {
 		return Decision{}, err
 	}
-	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports)}
+	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports), rate: r.RateBps}
 	if c.sources != nil {
 		c.scope = shaper.ScopeSource
 	}
@@ -380,7 +381,7 @@ func (e *Engine) apply(now time.Time, iface string, c claim, ttl time.Duration) 
 	case action == ActionThrottle:
 		d.Detail = fmt.Sprintf("throttle %s scope %s until %s", iface, v.Scope, until.Format(time.RFC3339))
 	case action == ActionUpdate:
-		d.Detail = fmt.Sprintf("widen %s to scope %s for %s", iface, v.Scope, c.owner)
+		d.Detail = fmt.Sprintf("update %s to scope %s for %s", iface, v.Scope, c.owner)
 	default:
 		d.Detail = fmt.Sprintf("%s already throttled as %s asks; claim recorded until %s", iface, c.owner, until.Format(time.RFC3339))
 	}

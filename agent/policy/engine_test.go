@@ -531,3 +531,37 @@ func TestEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestManualRateIsPartOfTheClaim: an operator's --rate is decided by the
+// policy like scope and ports: a new rate on a mitigation in force is an
+// update, the lowest explicit rate wins, and releasing its owner restores
+// throttle.rate (0) for those who remain.
+func TestManualRateIsPartOfTheClaim(t *testing.T) {
+	e, err := New(baseConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(d Decision, err error) Decision {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d := must(e.Claim(t0, Request{ID: "fp1", Reason: ReasonWebhook, Interface: "eth0"}))
+	if d.Action != ActionThrottle || d.Mitigation.RateBps != 0 {
+		t.Fatalf("webhook: %s rate %d, want throttle at throttle.rate (0)", d.Action, d.Mitigation.RateBps)
+	}
+	d = must(e.Claim(t0, Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", RateBps: 2_000_000}))
+	if d.Action != ActionUpdate || d.Mitigation.RateBps != 2_000_000 {
+		t.Fatalf("manual --rate 2mbit: %s rate %d, want update to 2000000", d.Action, d.Mitigation.RateBps)
+	}
+	d = must(e.Claim(t0, Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", RateBps: 2_000_000}))
+	if d.Action != ActionKeep {
+		t.Fatalf("same rate again: %s, want keep", d.Action)
+	}
+	ds := e.Release(t0, "manual", "eth0")
+	if len(ds) != 1 || ds[0].Action != ActionUpdate || ds[0].Mitigation.RateBps != 0 {
+		t.Fatalf("release manual: %+v, want one update back to throttle.rate", ds)
+	}
+}

@@ -46,6 +46,9 @@ type Request struct {
 	Ports []uint16
 	// TTL of the claim; 0 means Config.TTL. Above Config.MaxTTL is refused.
 	TTL time.Duration
+	// RateBps is the throttled class's rate this owner asks for, in bits per
+	// second; 0 means throttle.rate.
+	RateBps uint64
 }
 
 // Mitigation is the throttle in force on one interface: the union of its
@@ -55,6 +58,9 @@ type Mitigation struct {
 	Scope     shaper.Scope   `json:"scope"`             // shaper.ScopeSource or shaper.ScopeNode
 	Sources   []netip.Prefix `json:"sources,omitempty"` // sorted; empty for shaper.ScopeNode
 	Ports     []uint16       `json:"ports"`             // sorted
+	// RateBps is the lowest rate an owner asked for, in bits per second;
+	// 0 means throttle.rate.
+	RateBps uint64 `json:"rate_bps,omitempty"`
 	// Reason is the reason of the longest-standing owner.
 	Reason Reason `json:"reason"`
 	// Owners are the owner IDs in the order they joined.
@@ -70,7 +76,7 @@ type Action string
 const (
 	// ActionThrottle installs a new mitigation.
 	ActionThrottle Action = "throttle"
-	// ActionUpdate changes an installed mitigation's scope, sources or ports.
+	// ActionUpdate changes an installed mitigation's scope, sources, ports or rate.
 	ActionUpdate Action = "update"
 	// ActionKeep records a change of owners or expiry that leaves the kernel as it is.
 	ActionKeep Action = "keep"

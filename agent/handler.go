@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/egressguard/egressguard/alerts"
+)
+
+// Handler serves /metrics, /healthz, /readyz, /api/v1/status and the
+// Alertmanager webhook at /api/v1/alertmanager.
+func (a *Agent) Handler() (http.Handler, error) {
+	wh, err := alerts.NewHandler(alerts.HandlerConfig{
+		Token:   a.webhookToken,
+		Node:    a.deps.Node,
+		Watched: func() []string { return a.deps.Interfaces },
+		Sink:    webhookSink{a},
+		Logger:  a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		ready := a.ready
+		a.mu.Unlock()
+		if !ready {
+			http.Error(w, "reconciling", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /api/v1/status", a.serveStatus)
+	mux.Handle("/api/v1/alertmanager", wh)
+	return mux, nil
+}

@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/detect"
+)
+
+// Run samples every interval until ctx ends. Mitigations stay in force when
+// it returns: they carry their expiry in the state file.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	interval := time.Duration(a.cfg.Detect.Interval)
+	a.lastTick = a.now()
+	a.mu.Unlock()
+	if _, err := a.deps.Tx.Read(a.lastTick); err != nil {
+		a.log.Warn("transmit counters", "err", err)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			a.Tick(ctx)
+		}
+	}
+}
+
+// Tick runs one interval: sample, judge, decide, act.
+func (a *Agent) Tick(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	elapsed := now.Sub(a.lastTick)
+	a.lastTick = now
+	tx, err := a.deps.Tx.Read(now)
+	if err != nil {
+		a.log.Warn("transmit counters", "err", err)
+	}
+	obs := make([]policy.Observation, 0, len(a.deps.Interfaces))
+	for _, name := range a.deps.Interfaces {
+		c, ok := a.deps.Captures[name]
+		if !ok {
+			continue
+		}
+		counts := c.Collect()
+		offered := a.addOffered(ctx, name, &counts)
+		r := tx[name]
+		interval := r.Interval
+		if interval <= 0 {
+			interval = elapsed
+		}
+		v := a.det.Observe(detect.Sample{Interface: name, At: now, Interval: interval, TxBytes: r.Bytes, TxPackets: r.Packets, Counts: counts})
+		prevView := a.last[name]
+		prev := prevView.Verdict.State
+		a.last[name] = InterfaceView{Verdict: v, Offered: offered, Attribution: prevView.Attribution}
+		a.observeMetrics(v)
+		if v.State != prev && (v.State == detect.StateFlood || prev == detect.StateFlood) {
+			a.log.Info("verdict", "interface", name, "state", v.State, "from", prev, "reasons", v.Reasons,
+				"syn_out_pps", v.Evidence.SynOutPps, "synack_in_pps", v.Evidence.SynAckInPps,
+				"ratio", v.Evidence.SynAckRatio, "top_sources", v.Evidence.TopSources, "top_dst_ports", v.Evidence.TopDstPorts)
+		}
+		if v.State == detect.StateFlood && prev != detect.StateFlood && a.deps.Evidence != nil {
+			at, dir, err := a.deps.Evidence.Write(v, counts)
+			if err != nil {
+				a.log.Warn("evidence bundle", "interface", name, "err", err)
+			}
+			if dir != "" {
+				a.metrics.evidence.Inc()
+			}
+			view := a.last[name]
+			view.Attribution = &at
+			a.last[name] = view
+			a.log.Info("flood attributed", "interface", name, "sources", at.Sources, "processes", at.Processes, "evidence", dir)
+		}
+		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: topAddrs(v.Evidence.TopSources)})
+	}
+	a.execute(ctx, a.engine.Step(now, obs), false)
+	a.persistRenewals()
+}
+
+// addOffered adds back what the throttle dropped: packet taps run after the
+// qdisc, so once throttled the capture sees only what HTB let through, and
+// without this the flood would look over and be released while it goes on.
+// Drops are split between SYN and UDP in the proportion the capture saw.
+func (a *Agent) addOffered(ctx context.Context, iface string, c *detect.Counts) uint64 {
+	if _, ok := a.engineMitigation(iface); !ok {
+		delete(a.drops, iface)
+		return 0
+	}
+	inst, err := a.deps.Kernel.Inspect(ctx, iface)
+	if err != nil || !inst.Ours {
+		return 0
+	}
+	a.metrics.throttledB.WithLabelValues(iface).Set(float64(inst.ThrottledStats.Bytes))
+	a.metrics.throttledD.WithLabelValues(iface).Set(float64(inst.ThrottledStats.Drops))
+	prev, seen := a.drops[iface]
+	a.drops[iface] = inst.ThrottledStats.Drops
+	if !seen || inst.ThrottledStats.Drops < prev {
+		return 0
+	}
+	d := inst.ThrottledStats.Drops - prev
+	syn, udp := c.SynOut, c.UDPOut
+	if syn+udp == 0 {
+		c.SynOut += d
+		return d
+	}
+	toSyn := d * syn / (syn + udp)
+	c.SynOut += toSyn
+	c.UDPOut += d - toSyn
+	return d
+}
+
+func (a *Agent) engineMitigation(iface string) (policy.Mitigation, bool) {
+	for _, m := range a.engine.Mitigations() {
+		if m.Interface == iface {
+			return m, true
+		}
+	}
+	return policy.Mitigation{}, false
+}
+
+func topAddrs(ts []detect.SourceCount) []netip.Addr {
+	out := make([]netip.Addr, 0, len(ts))
+	for _, s := range ts {
+		out = append(out, s.Addr)
+	}
+	return out
+}
+
+func (a *Agent) observeMetrics(v detect.Verdict) {
+	e := v.Evidence
+	a.metrics.txBytes.WithLabelValues(v.Interface).Set(e.TxBps / 8)
+	a.metrics.txPackets.WithLabelValues(v.Interface).Set(e.TxPps)
+	a.metrics.synOut.WithLabelValues(v.Interface).Set(e.SynOutPps)
+	a.metrics.synAckIn.WithLabelValues(v.Interface).Set(e.SynAckInPps)
+	a.metrics.fanOut.WithLabelValues(v.Interface).Set(float64(e.FanOut))
+	a.metrics.setVerdict(v.Interface, string(v.State))
+}
