@@ -3,56 +3,84 @@ package agent
 import (
 	"context"
 	"errors"
-	"time"
+	"fmt"
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
 )
 
-// execute carries out the policy's decisions; force replaces a foreign root
-// qdisc (an operator's --force). A kernel failure is logged and counted, and
-// the mitigation is dropped from the policy so that it matches the kernel.
-func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool) {
+// execute carries out the policy's decisions, in order; force replaces a
+// foreign root qdisc (an operator's --force). A decision is done only when
+// the kernel and the state file agree. When the kernel refuses, the policy
+// is put back to match what the kernel still holds, and the kernel's error
+// is returned; when the kernel changed but the record could not be written
+// (control.ErrRecord), the policy keeps what the kernel holds and repair
+// rewrites the record on the next interval. Errors are logged and counted.
+func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool, before policy.Snapshot) error {
+	var errs []error
 	for _, d := range ds {
-		switch d.Action {
-		case policy.ActionThrottle, policy.ActionUpdate:
-			m := d.Mitigation
-			spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
-			_, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires, Force: force})
-			if err != nil {
-				a.log.Error("throttle failed", "interface", m.Interface, "err", err)
-				a.metrics.refused.WithLabelValues("error").Inc()
-				if d.Action == policy.ActionThrottle {
-					a.engine.Release(a.now(), "", m.Interface)
-				}
-				continue
-			}
-			a.metrics.actions.WithLabelValues(string(d.Action), string(d.Reason)).Inc()
-			a.log.Info("mitigation "+string(d.Action), "interface", m.Interface, "scope", m.Scope, "sources", m.Sources,
-				"reason", d.Reason, "owner", d.Owner, "expires", m.Expires, "detail", d.Detail)
-		case policy.ActionKeep:
-			if err := a.ctl.Record(d.Mitigation.Interface, d.Mitigation.Owners, d.Mitigation.Expires); err != nil {
-				a.log.Warn("record mitigation", "interface", d.Interface, "err", err)
-			}
-		case policy.ActionRelease:
-			err := a.ctl.Unthrottle(ctx, d.Interface)
-			if err != nil && !errors.Is(err, control.ErrNotThrottled) {
-				a.log.Error("release failed", "interface", d.Interface, "err", err)
-				continue
-			}
-			delete(a.drops, d.Interface)
-			a.metrics.actions.WithLabelValues("release", string(d.Reason)).Inc()
-			a.metrics.expiry.DeleteLabelValues(d.Interface)
-			a.log.Info("mitigation released", "interface", d.Interface, "cause", d.Cause, "owner", d.Owner, "detail", d.Detail)
-		case policy.ActionRefuse:
-			a.metrics.refused.WithLabelValues(string(d.RefusedBecause)).Inc()
-			a.log.Warn("action refused", "interface", d.Interface, "refused_because", d.RefusedBecause,
-				"reason", d.Reason, "sources", d.Sources, "detail", d.Detail)
-		case policy.ActionAlert:
-			a.log.Warn("mitigation alert", "interface", d.Interface, "cause", d.Cause, "detail", d.Detail)
+		err := a.act(ctx, d, force)
+		if err == nil {
+			continue
+		}
+		errs = append(errs, err)
+		a.metrics.refused.WithLabelValues("error").Inc()
+		a.log.Error(string(d.Action)+" failed", "interface", d.Interface, "err", err)
+		if errors.Is(err, control.ErrRecord) {
+			a.recordStale = true
+		} else {
+			a.engine.RestoreInterface(before, d.Interface)
 		}
 	}
 	a.refreshActive()
+	return errors.Join(errs...)
+}
+
+// decide runs one policy call and carries out its decisions (see execute).
+func (a *Agent) decide(ctx context.Context, force bool, call func() ([]policy.Decision, error)) ([]policy.Decision, error) {
+	before := a.engine.Snapshot()
+	ds, err := call()
+	if err != nil {
+		return nil, err
+	}
+	return ds, a.execute(ctx, ds, force, before)
+}
+
+// act carries out one decision.
+func (a *Agent) act(ctx context.Context, d policy.Decision, force bool) error {
+	switch d.Action {
+	case policy.ActionThrottle, policy.ActionUpdate:
+		m := d.Mitigation
+		spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
+		_, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires, Force: force})
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", d.Action, m.Interface, err)
+		}
+		a.metrics.actions.WithLabelValues(string(d.Action), string(d.Reason)).Inc()
+		a.log.Info("mitigation "+string(d.Action), "interface", m.Interface, "scope", m.Scope, "sources", m.Sources,
+			"rate_bps", spec.Rate, "reason", d.Reason, "owner", d.Owner, "expires", m.Expires, "detail", d.Detail)
+	case policy.ActionKeep:
+		if err := a.ctl.Record(ctx, d.Mitigation.Interface, d.Mitigation.Owners, d.Mitigation.Expires); err != nil {
+			// The kernel is as decided either way; only the record lags.
+			return fmt.Errorf("record %s: %w: %w", d.Interface, control.ErrRecord, err)
+		}
+	case policy.ActionRelease:
+		err := a.ctl.Unthrottle(ctx, d.Interface)
+		if err != nil && !errors.Is(err, control.ErrNotThrottled) {
+			return fmt.Errorf("release %s: %w", d.Interface, err)
+		}
+		delete(a.drops, d.Interface)
+		a.metrics.actions.WithLabelValues("release", string(d.Reason)).Inc()
+		a.metrics.expiry.DeleteLabelValues(d.Interface)
+		a.log.Info("mitigation released", "interface", d.Interface, "cause", d.Cause, "owner", d.Owner, "detail", d.Detail)
+	case policy.ActionRefuse:
+		a.metrics.refused.WithLabelValues(string(d.RefusedBecause)).Inc()
+		a.log.Warn("action refused", "interface", d.Interface, "refused_because", d.RefusedBecause,
+			"reason", d.Reason, "sources", d.Sources, "detail", d.Detail)
+	case policy.ActionAlert:
+		a.log.Warn("mitigation alert", "interface", d.Interface, "cause", d.Cause, "detail", d.Detail)
+	}
+	return nil
 }
 
 // refreshActive sets the active-mitigation gauges from the engine.
@@ -61,27 +89,5 @@ func (a *Agent) refreshActive() {
 	for _, m := range a.engine.Mitigations() {
 		a.metrics.active.WithLabelValues(m.Interface, string(m.Reason)).Set(1)
 		a.metrics.expiry.WithLabelValues(m.Interface).Set(float64(m.Expires.Unix()))
-	}
-}
-
-// persistRenewals writes renewed expiries to the state file, at most once a
-// minute per mitigation: a crash then loses at most a minute of TTL.
-func (a *Agent) persistRenewals() {
-	ms := a.engine.Mitigations()
-	if len(ms) == 0 {
-		return // the common case: no file read every interval
-	}
-	st, err := a.ctl.Store.Load()
-	if err != nil {
-		return
-	}
-	for _, m := range ms {
-		rec, ok := st.Find(m.Interface)
-		if !ok || m.Expires.Sub(rec.Expires) < time.Minute {
-			continue
-		}
-		if err := a.ctl.Record(m.Interface, m.Owners, m.Expires); err != nil {
-			a.log.Warn("record renewal", "interface", m.Interface, "err", err)
-		}
 	}
 }

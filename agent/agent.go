@@ -78,6 +78,9 @@ type Agent struct {
 	last     map[string]InterfaceView
 	lastTick time.Time
 	ready    bool
+	// recordStale is set when a kernel change was not recorded, so that
+	// repair reads the state file even with nothing mitigated.
+	recordStale bool
 }
 
 // InterfaceView is a watched interface's latest detection state.
@@ -103,7 +106,8 @@ func New(d Deps) (*Agent, error) {
 		metrics: newMetrics(d.Version),
 		drops:   map[string]uint64{},
 		last:    map[string]InterfaceView{},
-		ctl:     &control.Controller{Store: store, Kernel: d.Kernel, Features: d.Features, Now: d.Now, Log: d.Log},
+		ctl: &control.Controller{Store: store, Kernel: d.Kernel, Features: d.Features, Now: d.Now, Log: d.Log,
+			RecoverTTL: time.Duration(d.Config.Throttle.TTL)},
 	}
 	if err := a.configure(d.Config); err != nil {
 		return nil, err

@@ -29,28 +29,69 @@ type fakeKernel struct {
 	applies, drops uint64
 	removes        int
 	lastSources    []netip.Prefix
+	lastRate       uint64
+	foreign        string // an operator's root qdisc, when not ours
+	applyErr       error  // what Apply fails with, when set
+	iface          string // the one interface Roots reports; default up0
+	onRemove       func() // runs after the kernel changed
 }
 
-func (k *fakeKernel) Apply(_ context.Context, p shaper.Plan, _ shaper.ApplyOptions) (shaper.ApplyResult, error) {
+func (k *fakeKernel) Apply(_ context.Context, p shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error) {
+	if k.applyErr != nil {
+		return shaper.ApplyResult{}, k.applyErr
+	}
+	if !k.installed && k.foreign != "" && !o.Force {
+		return shaper.ApplyResult{}, shaper.ErrForeignRoot
+	}
 	k.applies++
-	k.lastSources = p.Spec.Sources
+	k.lastSources, k.lastRate = p.Spec.Sources, p.Spec.Rate
+	k.foreign = ""
 	replaced := !k.installed
 	k.installed = true
 	return shaper.ApplyResult{Replaced: replaced, Changed: true, Previous: shaper.Previous{Kind: "noqueue"}}, nil
 }
 
 func (k *fakeKernel) Remove(context.Context, string, shaper.Previous) error {
+	if k.onRemove != nil {
+		defer k.onRemove()
+	}
 	k.installed = false
 	k.removes++
 	return nil
 }
 
 func (k *fakeKernel) Inspect(context.Context, string) (shaper.Installed, error) {
-	return shaper.Installed{Ours: k.installed, RootKind: "htb", ThrottledStats: shaper.ClassStats{Drops: k.drops}}, nil
+	return shaper.Installed{Ours: k.installed, RootKind: k.rootKind(), ThrottledStats: shaper.ClassStats{Drops: k.drops}}, nil
+}
+
+func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error) {
+	name := k.iface
+	if name == "" {
+		name = "up0"
+	}
+	return map[string]shaper.Installed{name: {Ours: k.installed, RootKind: k.rootKind()}}, nil
+}
+
+func (k *fakeKernel) rootKind() string {
+	switch {
+	case k.installed:
+		return "htb"
+	case k.foreign != "":
+		return k.foreign
+	}
+	return "noqueue"
 }
 
 func newTestAgent(t *testing.T, mutate func(*config.Config)) (*Agent, *fakeCapture, *fakeKernel) {
 	t.Helper()
+	return newTestAgentOn(t, "up0", &fakeKernel{}, mutate)
+}
+
+// newTestAgentOn builds an agent watching iface over kern, with its state
+// directory in a fresh temporary directory unless mutate sets one.
+func newTestAgentOn(t *testing.T, iface string, kern *fakeKernel, mutate func(*config.Config)) (*Agent, *fakeCapture, *fakeKernel) {
+	t.Helper()
+	kern.iface = iface
 	cfg := config.Default()
 	cfg.Mode = config.ModeEnforce
 	cfg.StateDir = t.TempDir()
@@ -59,9 +100,9 @@ func newTestAgent(t *testing.T, mutate func(*config.Config)) (*Agent, *fakeCaptu
 		mutate(&cfg)
 	}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	capt, kern := &fakeCapture{}, &fakeKernel{}
+	capt := &fakeCapture{}
 	a, err := New(Deps{
-		Config: cfg, Interfaces: []string{"up0"}, Captures: map[string]Capture{"up0": capt},
+		Config: cfg, Node: "node1", Interfaces: []string{iface}, Captures: map[string]Capture{iface: capt},
 		Tx: noTx{}, Kernel: kern, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { now = now.Add(time.Second); return now },
 	})

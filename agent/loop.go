@@ -80,8 +80,9 @@ func (a *Agent) Tick(ctx context.Context) {
 		}
 		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: topAddrs(v.Evidence.TopSources)})
 	}
-	a.execute(ctx, a.engine.Step(now, obs), false)
-	a.persistRenewals()
+	before := a.engine.Snapshot()
+	a.execute(ctx, a.engine.Step(now, obs), false, before)
+	a.repair(ctx)
 }
 
 // addOffered adds back what the throttle dropped: packet taps run after the

@@ -23,6 +23,8 @@ type metrics struct {
 	throttledD   *prometheus.GaugeVec
 	actions      *prometheus.CounterVec
 	refused      *prometheus.CounterVec
+	drift        *prometheus.CounterVec
+	evicted      prometheus.Counter
 	evidence     prometheus.Counter
 	captureDrops *prometheus.GaugeVec
 }
@@ -51,6 +53,14 @@ func newMetrics(version string) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressguard_actions_refused_total", Help: "Actions refused, by why (observe, budget, paused, whitelist, max_ttl, no_sources, error).",
 		}, []string{"reason"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "egressguard_mitigation_drift_total",
+			Help: "Times the kernel or the state file no longer held a mitigation in force, by what the agent did (reinstall, release, record).",
+		}, []string{"interface", "action"}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "egressguard_http_connections_evicted_total",
+			Help: "HTTP connections closed to stay within the connection cap (the longest idle first).",
+		}),
 		evidence: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "egressguard_evidence_bundles_written_total", Help: "Evidence bundles written under the state directory.",
 		}),
@@ -59,7 +69,7 @@ func newMetrics(version string) *metrics {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
-		m.throttledB, m.throttledD, m.actions, m.refused, m.evidence, m.captureDrops, info,
+		m.throttledB, m.throttledD, m.actions, m.refused, m.drift, m.evicted, m.evidence, m.captureDrops, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "error"} {
 		m.refused.WithLabelValues(r)

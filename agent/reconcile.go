@@ -4,21 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/shaper"
 )
 
-// Reconcile makes the kernel match the state file at start: expired
-// mitigations are removed, missing or half-installed ones reinstalled, and an
-// egressguard layout with no record (a crash between install and record) is
-// removed. Foreign root qdiscs are left alone and reported.
+// Reconcile makes the kernel match the state file at start: an unreadable
+// file is kept aside and the record rebuilt from the kernel, records from a
+// wrong clock are clamped, expired mitigations are removed, missing or
+// half-installed ones reinstalled, and an egressguard layout with no record
+// (a crash between install and record) is removed. Foreign root qdiscs are
+// left alone and reported. The agent is ready afterwards even when some of
+// this failed: the errors are returned for the log, and repair retries on
+// every interval.
 func (a *Agent) Reconcile(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	defer func() { a.ready = true }()
 	now := a.now()
-	st, err := a.ctl.Store.Load()
+	st, err := a.ctl.LoadClamped(ctx, time.Duration(a.cfg.Throttle.MaxTTL))
 	if err != nil {
 		return err
 	}
@@ -41,15 +47,17 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: m.Ports, RateBps: m.RateBps,
 			Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
 		})
-		a.metrics.expiry.WithLabelValues(m.Interface).Set(float64(m.Expires.Unix()))
 	}
 	if err := a.engine.Adopt(adopt); err != nil {
 		errs = append(errs, err)
 	}
 	a.refreshActive()
-	status, err := a.ctl.Status(ctx, a.cfg.Mode)
-	if err == nil {
-		for _, name := range status.Unrecorded {
+	roots, err := a.deps.Kernel.Roots(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for name, root := range roots {
+		if _, ok := st.Find(name); !ok && root.Ours {
 			a.log.Warn("reconcile: removing an egressguard layout with no record (interrupted install)", "interface", name)
 			if err := a.ctl.Unthrottle(ctx, name); err != nil {
 				errs = append(errs, err)
@@ -57,10 +65,9 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 		}
 	}
 	for _, name := range a.deps.Interfaces {
-		if inst, err := a.deps.Kernel.Inspect(ctx, name); err == nil && !inst.Ours && !shaper.IsKernelDefaultRoot(inst.RootKind) {
-			a.log.Warn("foreign root qdisc left alone; a throttle here needs --force", "interface", name, "qdisc", inst.RootKind)
+		if root, ok := roots[name]; ok && !root.Ours && !shaper.IsKernelDefaultRoot(root.RootKind) {
+			a.log.Warn("foreign root qdisc left alone; a throttle here needs --force", "interface", name, "qdisc", root.RootKind)
 		}
 	}
-	a.ready = true
 	return errors.Join(errs...)
 }

@@ -29,17 +29,33 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 			Name: name, TxBps: e.TxBps, TxPps: e.TxPps, SynOutPps: e.SynOutPps, SynAckInPps: e.SynAckInPps,
 			Verdict: string(v.Verdict.State), Reasons: v.Verdict.Reasons, Evidence: &e,
 		}
-		is.Attribution = v.Attribution
+		if v.Attribution != nil {
+			is.Attribution = v.Attribution
+		}
 		st.Interfaces = append(st.Interfaces, is)
 	}
 	return st, nil
 }
 
-func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := a.Status(r.Context())
-	if err != nil {
-		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
-		return
+// serveStatus answers the status; attribution (who sends a flood: source
+// MACs and bridge ports, local processes' pid, exe and command line) is
+// included only when mayAttribute allows the request, and withheld, with
+// attribution_withheld set, otherwise.
+func (a *Agent) serveStatus(mayAttribute func(*http.Request) bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st, err := a.Status(r.Context())
+		if err != nil {
+			httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if !mayAttribute(r) {
+			for i := range st.Interfaces {
+				if st.Interfaces[i].Attribution != nil {
+					st.Interfaces[i].Attribution = nil
+					st.AttributionWithheld = true
+				}
+			}
+		}
+		httpjson.Write(w, http.StatusOK, st)
 	}
-	httpjson.Write(w, http.StatusOK, st)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -33,27 +34,47 @@ func (a *Agent) webhookToken() []byte {
 // what that alert asked for.
 type webhookSink struct{ a *Agent }
 
+// Throttle asks the policy for a throttle on each interface the alert names.
+// What can never succeed however often Alertmanager retries (an interface
+// this node does not have, a malformed request, a foreign root qdisc the
+// webhook may not replace, a policy refusal) wraps policy.ErrRefused, which
+// the handler answers 2xx and counts; only a transient kernel or disk
+// failure is an error Alertmanager should retry.
 func (s webhookSink) Mitigate(ctx context.Context, r alerts.Request) error {
 	var errs []error
 	for _, iface := range r.Interfaces {
-		req := policy.Request{ID: r.Fingerprint, Reason: policy.ReasonWebhook, Interface: iface, Sources: s.a.floodSources(iface)}
-		d, err := s.a.Request(ctx, req, false)
-		if err != nil {
-			errs = append(errs, err)
+		if _, err := net.InterfaceByName(iface); err != nil {
+			errs = append(errs, fmt.Errorf("%s: no such interface on this node: %w", iface, policy.ErrRefused))
 			continue
 		}
-		if d.Action == policy.ActionRefuse {
+		req := policy.Request{ID: r.Fingerprint, Reason: policy.ReasonWebhook, Interface: iface, Sources: s.a.floodSources(iface)}
+		if err := req.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w: %w", iface, err, policy.ErrRefused))
+			continue
+		}
+		d, err := s.a.Request(ctx, req, false)
+		switch {
+		case errors.Is(err, shaper.ErrForeignRoot):
+			errs = append(errs, fmt.Errorf("%w: %w", err, policy.ErrRefused))
+		case err != nil:
+			errs = append(errs, err)
+		case d.Action == policy.ActionRefuse:
 			errs = append(errs, fmt.Errorf("%s: %s: %w", iface, d.Detail, policy.ErrRefused))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// Release drops the alert's claim on each interface; a release the kernel or
+// the state file refused is retried by Alertmanager and by repair.
 func (s webhookSink) Release(ctx context.Context, r alerts.Request) error {
+	var errs []error
 	for _, iface := range r.Interfaces {
-		s.a.Release(ctx, r.Fingerprint, iface)
+		if _, err := s.a.Release(ctx, r.Fingerprint, iface); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // floodSources narrows a webhook throttle to the sources the agent's own

@@ -137,7 +137,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authenticate returns why the request is not authenticated, or "".
 func (h *Handler) authenticate(r *http.Request) string {
-	want := bytes.TrimSpace(h.cfg.Token())
+	return Authenticate(r, h.cfg.Token())
+}
+
+// Authenticate returns why r does not carry the bearer token want, or ""
+// when it does. Surrounding whitespace of want is ignored; an empty want
+// refuses every request. The agent uses it for the webhook and for the
+// attribution in /api/v1/status.
+func Authenticate(r *http.Request, want []byte) string {
+	want = bytes.TrimSpace(want)
 	if len(want) == 0 {
 		return "no webhook token configured on this node"
 	}

@@ -132,10 +132,29 @@ func alertNode(labels map[string]string) (string, bool) {
 	return strings.TrimSuffix(strings.TrimPrefix(instance, "["), "]"), true
 }
 
-// sameHost compares host names as DNS does: case-insensitively, ignoring a final dot.
+// sameHost reports whether an alert's node (a, port already removed) names
+// this node (b). Names compare as DNS does: case-insensitively, ignoring a
+// final dot. A short name matches a fully qualified one by its first label
+// ("node1" matches "node1.dc1.example.com", either way round), since
+// node_exporter targets are often FQDNs while node names are short. IP
+// addresses match only exactly.
 func sameHost(a, b string) bool {
 	a, b = strings.TrimSuffix(a, "."), strings.TrimSuffix(b, ".")
-	return a != "" && strings.EqualFold(a, b)
+	if a == "" || b == "" {
+		return false
+	}
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	if net.ParseIP(a) != nil || net.ParseIP(b) != nil {
+		return false
+	}
+	short, long := a, b
+	if strings.Contains(short, ".") {
+		short, long = long, short
+	}
+	first, _, qualified := strings.Cut(long, ".")
+	return qualified && !strings.Contains(short, ".") && strings.EqualFold(short, first)
 }
 
 // validInterfaceName applies the kernel's rules (dev_valid_name): 1 to 15

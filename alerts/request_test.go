@@ -64,7 +64,7 @@ func TestRequests(t *testing.T) {
 			[]Request{{Fingerprint: "f7", Action: ActionThrottle, Interfaces: []string{"eth0"},
 				Labels: map[string]string{act: "throttle", "node": "node1", "instance": "127.0.0.1:9466", "interface": "eth0"}}}},
 		{"another node", alert(StatusFiring, "f8", act, "throttle", "instance", "node10:9466"), nil},
-		{"node name as a prefix is not a match", alert(StatusFiring, "f9", act, "throttle", "instance", "node1.example.com:9466"), nil},
+		{"node name as a prefix of another label is not a match", alert(StatusFiring, "f9", act, "throttle", "instance", "node1x.example.com:9466"), nil},
 		{"no node and no instance", alert(StatusFiring, "f10", act, "throttle", "interface", "eth0"), nil},
 		{"no action label", alert(StatusFiring, "f11", "instance", "node1:9466", "interface", "eth0"), nil},
 		{"unknown action", alert(StatusFiring, "f12", act, "drop", "instance", "node1:9466", "interface", "eth0"), nil},
@@ -103,5 +103,34 @@ func TestRequestsOncePerFingerprintAndCopiesLabels(t *testing.T) {
 	got[0].Labels["interface"] = "eth9"
 	if labels["interface"] != "eth0" {
 		t.Error("Request.Labels aliases the alert's labels")
+	}
+}
+
+// TestSameHostWithAndWithoutDomainAndPort: an alert's instance is often the
+// node_exporter target, an FQDN with a port, while node_name is short (and
+// the other way round); IP addresses match only exactly.
+func TestSameHostWithAndWithoutDomainAndPort(t *testing.T) {
+	for _, tc := range []struct {
+		instance, node string
+		want           bool
+	}{
+		{"node1:9100", "node1", true},
+		{"node1.dc1.example.com:9100", "node1", true},
+		{"NODE1.dc1.example.com.:9100", "node1", true},
+		{"node1:9100", "node1.dc1.example.com", true},
+		{"node1.dc1.example.com", "node1.dc1.example.com", true},
+		{"node1.dc1.example.com", "node1.dc2.example.com", false},
+		{"node10.dc1.example.com:9100", "node1", false},
+		{"node1", "node1x", false},
+		{"10.0.0.1:9100", "10", false},
+		{"10.0.0.1:9100", "10.0.0.1", true},
+		{"[2001:db8::1]:9100", "2001:db8::1", true},
+	} {
+		p := Payload{Alerts: []Alert{{Status: StatusFiring, Fingerprint: "f", Labels: map[string]string{
+			LabelAction: "throttle", LabelInstance: tc.instance, LabelInterface: "eth0"}}}}
+		ms := mapAlerts(p, tc.node, nil)
+		if got := len(ms) == 1 && ms[0].skip == ""; got != tc.want {
+			t.Errorf("instance %q, node %q: matched %v, want %v", tc.instance, tc.node, got, tc.want)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // rateUnits maps tc's rate suffixes to bits per second, longest suffix first
@@ -23,10 +25,6 @@ var rateUnits = []struct {
 	{"bit", 1}, {"bps", 8},
 }
 
-// MaxRate is the largest rate accepted, the 100gbit ceiling of docs/design.md §4
-// times ten; HTB's 64-bit rates go higher but no NIC does.
-const MaxRate = 1_000_000_000_000
-
 // ParseRate reads a rate in tc's notation ("1mbit", "500kbit", "2gbit",
 // "125kbps") and returns bits per second. A unit is required: tc reads a
 // bare number as bytes per second, which is a classic off-by-eight.
@@ -42,7 +40,7 @@ func ParseRate(s string) (uint64, error) {
 			break
 		}
 		bits := v * u.bits
-		if bits < 8 || bits > MaxRate {
+		if bits < shaper.MinRate || bits > shaper.MaxRate {
 			return 0, fmt.Errorf("%q: want a rate between 8bit and 1tbit", s)
 		}
 		return uint64(math.Round(bits)), nil

@@ -49,6 +49,13 @@ func (s *Shaper) linkIndex(name string) (uint32, error) {
 
 // qdiscs dumps the qdiscs of one interface.
 func (s *Shaper) qdiscs(ifindex uint32) ([]rawQdisc, error) {
+	all, err := s.dumpQdiscs(ifindex)
+	return all[ifindex], err
+}
+
+// dumpQdiscs dumps the qdiscs of every interface (the kernel dumps them all
+// whatever the request's ifindex), by interface index.
+func (s *Shaper) dumpQdiscs(ifindex uint32) (map[uint32][]rawQdisc, error) {
 	msgs, err := s.nl.Execute(netlink.Message{
 		Header: netlink.Header{Type: unix.RTM_GETQDISC, Flags: netlink.Request | netlink.Dump},
 		Data:   tcmsg(ifindex, 0, 0, 0),
@@ -56,11 +63,12 @@ func (s *Shaper) qdiscs(ifindex uint32) ([]rawQdisc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shaper: dump qdiscs: %w", err)
 	}
-	var out []rawQdisc
+	out := map[uint32][]rawQdisc{}
 	for _, m := range msgs {
-		if len(m.Data) < 20 || binary.NativeEndian.Uint32(m.Data[4:8]) != ifindex {
+		if len(m.Data) < 20 {
 			continue
 		}
+		idx := binary.NativeEndian.Uint32(m.Data[4:8])
 		q := rawQdisc{
 			Handle: Handle(binary.NativeEndian.Uint32(m.Data[8:12])),
 			Parent: Handle(binary.NativeEndian.Uint32(m.Data[12:16])),
@@ -80,7 +88,7 @@ func (s *Shaper) qdiscs(ifindex uint32) ([]rawQdisc, error) {
 		if err := ad.Err(); err != nil {
 			return nil, fmt.Errorf("shaper: dump qdiscs: %w", err)
 		}
-		out = append(out, q)
+		out[idx] = append(out[idx], q)
 	}
 	return out, nil
 }

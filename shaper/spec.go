@@ -40,6 +40,14 @@ func (s Spec) Scope() Scope {
 	return ScopeNode
 }
 
+// Rates a Spec may ask for, in bits per second: HTB cannot pace below a byte
+// per second, and above 1tbit (ten times the 100gbit ceiling of §4) no NIC
+// is the limit, so such a rate is a mistake (2^64-1 from a bad client).
+const (
+	MinRate = 8
+	MaxRate = 1_000_000_000_000
+)
+
 // Validate rejects a Spec that cannot be installed or that would throttle
 // SSH, a whitelisted port or a whitelisted CIDR; the error names the field
 // and the value.
@@ -47,8 +55,8 @@ func (s Spec) Validate() error {
 	if err := validInterface(s.Interface); err != nil {
 		return err
 	}
-	if s.Rate == 0 {
-		return fmt.Errorf("shaper: rate %d: want a rate above 0 bit/s", s.Rate)
+	if s.Rate < MinRate || s.Rate > MaxRate {
+		return fmt.Errorf("shaper: rate %d: want a rate from %d to %d bit/s (8bit to 1tbit)", s.Rate, uint64(MinRate), uint64(MaxRate))
 	}
 	if s.LinkRate != 0 && s.Rate > s.LinkRate {
 		return fmt.Errorf("shaper: rate %d: above link_rate %d bit/s", s.Rate, s.LinkRate)

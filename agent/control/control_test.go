@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 
 // fakeKernel holds one interface's root: ours or the previous kind.
 type fakeKernel struct {
-	root    string // "htb" when ours
-	removed []shaper.Previous
-	onApply func() // runs after the kernel changed
+	root     string // "htb" when ours
+	removed  []shaper.Previous
+	onApply  func() // runs after the kernel changed
+	onRemove func() // runs after the kernel changed
+	rate     uint64 // of the throttled class, read back by Inspect
 }
 
 func (k *fakeKernel) Apply(context.Context, shaper.Plan, shaper.ApplyOptions) (shaper.ApplyResult, error) {
@@ -34,6 +37,9 @@ func (k *fakeKernel) Apply(context.Context, shaper.Plan, shaper.ApplyOptions) (s
 }
 
 func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) error {
+	if k.onRemove != nil {
+		defer k.onRemove()
+	}
 	k.removed = append(k.removed, prev)
 	k.root = prev.Kind
 	if k.root == "" {
@@ -43,7 +49,16 @@ func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) e
 }
 
 func (k *fakeKernel) Inspect(context.Context, string) (shaper.Installed, error) {
-	return shaper.Installed{Ours: k.root == "htb", RootKind: k.root}, nil
+	return shaper.Installed{Ours: k.root == "htb", RootKind: k.root, Rate: k.rate}, nil
+}
+
+// Roots reports lo, the one interface the fake holds, and eth9 with the
+// kernel's default root.
+func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error) {
+	return map[string]shaper.Installed{
+		"lo":   {Ours: k.root == "htb", RootKind: k.root},
+		"eth9": {RootKind: "noqueue"},
+	}, nil
 }
 
 func newController(t *testing.T, root string) (*Controller, *fakeKernel) {
@@ -54,7 +69,7 @@ func newController(t *testing.T, root string) (*Controller, *fakeKernel) {
 	}
 	k := &fakeKernel{root: root}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	return &Controller{Store: store, Kernel: k, Now: func() time.Time { return now },
+	return &Controller{Store: store, Kernel: k, Now: func() time.Time { return now }, RecoverTTL: 30 * time.Minute,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, k
 }
 
@@ -116,5 +131,68 @@ func TestUnrecordedLayoutIsCleaned(t *testing.T) {
 	}
 	if err := c.Unthrottle(context.Background(), "lo"); err != nil || k.root != "noqueue" {
 		t.Fatalf("unthrottle of an unrecorded layout: %v, root %s", err, k.root)
+	}
+}
+
+// TestReleaseNotRecordedIsNoSuccess: the layout is removed but the state file
+// cannot be written (a full disk): Unthrottle reports ErrRecord, not success,
+// and the record that still names the throttle is what a retry repairs.
+func TestReleaseNotRecordedIsNoSuccess(t *testing.T) {
+	c, k := newController(t, "noqueue")
+	ctx := context.Background()
+	if _, err := c.Install(ctx, Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: c.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(c.Store.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.onRemove = func() {
+		os.Remove(c.Store.Path())
+		if err := os.Mkdir(c.Store.Path(), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = c.Unthrottle(ctx, "lo")
+	if !errors.Is(err, ErrRecord) || k.root != "noqueue" {
+		t.Fatalf("Unthrottle with an unwritable record: %v (root %s); want ErrRecord with the layout gone", err, k.root)
+	}
+	// The disk frees up: the stale record is still there and a retry clears it.
+	k.onRemove = nil
+	os.Remove(c.Store.Path())
+	if err := os.WriteFile(c.Store.Path(), saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unthrottle(ctx, "lo"); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if st, _ := c.Store.Load(); len(st.Mitigations) != 0 {
+		t.Fatalf("after the retry the record still holds %+v", st.Mitigations)
+	}
+}
+
+// TestUnreadableStateIsRebuiltFromTheKernel: a state file nobody can read
+// is kept aside and the record rebuilt from the layouts the kernel holds, so
+// status, throttle and unthrottle go on working.
+func TestUnreadableStateIsRebuiltFromTheKernel(t *testing.T) {
+	c, k := newController(t, "htb")
+	k.rate = 1e6
+	if err := os.WriteFile(c.Store.Path(), []byte(`{"version": 1, "mitig`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(context.Background(), "enforce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Mitigations) != 1 || st.Mitigations[0].Interface != "lo" || !st.Mitigations[0].Installed ||
+		st.Mitigations[0].RateBps != 1e6 || st.Mitigations[0].Owners[0] != OwnerRecovered || len(st.Unrecorded) != 0 {
+		t.Fatalf("status after an unreadable file: %+v", st)
+	}
+	kept, _ := filepath.Glob(c.Store.Path() + ".unreadable-*")
+	if len(kept) != 1 {
+		t.Fatalf("kept files: %v, want the unreadable file kept once", kept)
+	}
+	if err := c.Unthrottle(context.Background(), "lo"); err != nil || k.root != "noqueue" {
+		t.Fatalf("unthrottle after recovery: %v, root %s", err, k.root)
 	}
 }

@@ -2,7 +2,8 @@ package control
 
 import (
 	"context"
-	"net"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/egressguard/egressguard/agent/state"
@@ -32,6 +33,10 @@ type Status struct {
 	// Unrecorded names interfaces that carry an egressguard layout with no record.
 	Unrecorded []string          `json:"unrecorded,omitempty"`
 	Interfaces []InterfaceStatus `json:"interfaces,omitempty"`
+	// AttributionWithheld is true when the agent left out the interfaces'
+	// attribution because the request did not carry the webhook's bearer
+	// token (see /api/v1/status); the root-only socket always has it.
+	AttributionWithheld bool `json:"attribution_withheld,omitempty"`
 }
 
 // InterfaceStatus is a watched interface's live detection state, filled by
@@ -52,7 +57,7 @@ type InterfaceStatus struct {
 
 // Status reads the state file and the kernel.
 func (c *Controller) Status(ctx context.Context, mode string) (Status, error) {
-	st, err := c.Store.Load()
+	st, err := c.Load(ctx)
 	if err != nil {
 		return Status{}, err
 	}
@@ -61,14 +66,10 @@ func (c *Controller) Status(ctx context.Context, mode string) (Status, error) {
 	for _, m := range st.Mitigations {
 		out.Mitigations = append(out.Mitigations, c.mitigationStatus(ctx, m, now))
 	}
-	ifs, err := net.Interfaces()
-	if err == nil {
-		for _, ifc := range ifs {
-			if _, ok := st.Find(ifc.Name); ok {
-				continue
-			}
-			if inst, err := c.Kernel.Inspect(ctx, ifc.Name); err == nil && inst.Ours {
-				out.Unrecorded = append(out.Unrecorded, ifc.Name)
+	if roots, err := c.Kernel.Roots(ctx); err == nil {
+		for _, name := range slices.Sorted(maps.Keys(roots)) {
+			if _, ok := st.Find(name); !ok && roots[name].Ours {
+				out.Unrecorded = append(out.Unrecorded, name)
 			}
 		}
 	}

@@ -275,7 +275,7 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 // stands in for. A repeated request with the same ID replaces that owner's
 // claim, so webhook redelivery is idempotent.
 func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Decision{}, err
 	}
 	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports), rate: r.RateBps}
@@ -305,7 +305,10 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 	return e.apply(now, r.Interface, c, ttl), nil
 }
 
-func (r Request) validate() error {
+// Validate reports the first malformed field of r, naming it and its value.
+// The agent checks a request with it before passing it on, and Throttle
+// again; a policy refusal (whitelist, max_ttl) is a Decision, not an error.
+func (r Request) Validate() error {
 	switch {
 	case r.ID == "":
 		return fmt.Errorf("policy: request.id %q: want a webhook fingerprint or \"manual\"", r.ID)
@@ -315,8 +318,13 @@ func (r Request) validate() error {
 		return fmt.Errorf("policy: request.reason %q: want webhook or manual", r.Reason)
 	case r.Interface == "":
 		return fmt.Errorf("policy: request.interface %q: want an interface name", r.Interface)
-	case r.TTL < 0:
-		return fmt.Errorf("policy: request.ttl %s: want a positive duration, or 0 for throttle.ttl", r.TTL)
+	case r.TTL != 0:
+		if err := ValidTTL(r.TTL); err != nil {
+			return fmt.Errorf("policy: request.%w", err)
+		}
+	}
+	if r.RateBps != 0 && (r.RateBps < shaper.MinRate || r.RateBps > shaper.MaxRate) {
+		return fmt.Errorf("policy: request.rate_bps %d: want 0 (throttle.rate) or %d to %d bit/s", r.RateBps, uint64(shaper.MinRate), uint64(shaper.MaxRate))
 	}
 	for _, p := range r.Sources {
 		if !p.IsValid() {

@@ -565,3 +565,32 @@ func TestManualRateIsPartOfTheClaim(t *testing.T) {
 		t.Fatalf("release manual: %+v, want one update back to throttle.rate", ds)
 	}
 }
+
+// TestRestoreInterfaceUndoesOneRefusedDecision: when the kernel refuses a
+// decision, the engine goes back to what it held on that interface, the
+// budget is given back, and the other interfaces keep their decisions.
+func TestRestoreInterfaceUndoesOneRefusedDecision(t *testing.T) {
+	cfg := baseConfig()
+	cfg.MaxActionsPerHour = 2
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Claim(t0, Request{ID: "fp1", Reason: ReasonWebhook, Interface: "eth0"}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.Snapshot()
+	ds := e.Step(t0, []Observation{flood("eth1", srcA), flood("eth0", srcB)})
+	if len(ds) != 2 {
+		t.Fatalf("step: %v", ds)
+	}
+	e.RestoreInterface(before, "eth1") // the kernel refused eth1's new throttle
+	got := e.Mitigations()
+	if len(got) != 1 || got[0].Interface != "eth0" || len(got[0].Owners) != 2 {
+		t.Fatalf("after restoring eth1: %+v; want eth0 only, with the detector's claim kept", got)
+	}
+	d, err := e.Claim(t0, Request{ID: "fp2", Reason: ReasonWebhook, Interface: "eth2"})
+	if err != nil || d.Action != ActionThrottle {
+		t.Fatalf("the budget spent on the refused throttle was not given back: %s %s", d.Action, d.Detail)
+	}
+}

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -49,6 +51,36 @@ type Request struct {
 	// RateBps is the throttled class's rate this owner asks for, in bits per
 	// second; 0 means throttle.rate.
 	RateBps uint64
+}
+
+// MinTTL is the shortest claim a request may ask for: shorter than a
+// detector interval, a throttle is gone before anyone can see it.
+const MinTTL = time.Second
+
+// ValidTTL checks a requested claim lifetime: at least MinTTL. Above
+// throttle.max_ttl is a refusal by the engine, not a malformed request.
+func ValidTTL(d time.Duration) error {
+	if d < MinTTL {
+		return fmt.Errorf("ttl %s: want at least %s", d, MinTTL)
+	}
+	return nil
+}
+
+// TTLFromSeconds converts a request's ttl_seconds: 0 means throttle.ttl;
+// otherwise it must be finite and a ValidTTL. A value too large for a
+// time.Duration (about 292 years) is an error, not a wrapped-around TTL.
+func TTLFromSeconds(sec float64) (time.Duration, error) {
+	switch {
+	case sec == 0:
+		return 0, nil
+	case math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 || sec >= math.MaxInt64/float64(time.Second):
+		return 0, fmt.Errorf("ttl_seconds %v: want 0 (throttle.ttl) or a number of seconds from %v", sec, MinTTL.Seconds())
+	}
+	d := time.Duration(sec * float64(time.Second))
+	if err := ValidTTL(d); err != nil {
+		return 0, fmt.Errorf("ttl_seconds %v: want 0 (throttle.ttl) or at least %v", sec, MinTTL.Seconds())
+	}
+	return d, nil
 }
 
 // Mitigation is the throttle in force on one interface: the union of its

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/egressguard/egressguard/agent/policy"
@@ -97,24 +98,65 @@ func Open(dir string) (*Store, error) {
 // Path is the state file's path.
 func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
 
-// Load reads the state file; a missing file is an empty state.
+// ErrUnreadable marks a state file that exists but cannot be understood:
+// empty, truncated, not JSON, fields of the wrong type, a newer format, a
+// record without an interface, or not a regular file. MoveAside keeps it for
+// the operator so that a new record can be written.
+var ErrUnreadable = errors.New("state file unreadable")
+
+// Load reads the state file; a missing file is an empty state. A file that
+// exists but cannot be understood is an error wrapping ErrUnreadable.
 func (s *Store) Load() (State, error) {
 	b, err := os.ReadFile(s.Path())
 	if errors.Is(err, os.ErrNotExist) {
 		return State{Version: version}, nil
+	}
+	if errors.Is(err, syscall.EISDIR) {
+		return State{}, fmt.Errorf("state: %s is a directory: %w", s.Path(), ErrUnreadable)
 	}
 	if err != nil {
 		return State{}, fmt.Errorf("state: read: %w", err)
 	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, fmt.Errorf("state: parse %s: %w", s.Path(), err)
+		return State{}, fmt.Errorf("state: parse %s: %w: %w", s.Path(), ErrUnreadable, err)
 	}
-	if st.Version > version {
-		return State{}, fmt.Errorf("state: %s has format %d, this egressguard reads up to %d", s.Path(), st.Version, version)
+	if st.Version < 1 || st.Version > version {
+		return State{}, fmt.Errorf("state: %s has format %d, this egressguard reads 1 to %d: %w", s.Path(), st.Version, version, ErrUnreadable)
 	}
-	st.Version = version
+	seen := map[string]bool{}
+	for i, m := range st.Mitigations {
+		if m.Interface == "" || seen[m.Interface] {
+			return State{}, fmt.Errorf("state: %s mitigations[%d].interface %q: empty or recorded twice: %w", s.Path(), i, m.Interface, ErrUnreadable)
+		}
+		seen[m.Interface] = true
+	}
 	return st, nil
+}
+
+// MoveAside renames an unreadable state file (or whatever holds its name) to
+// state.json.unreadable-<unix seconds> in the same directory, kept for the
+// operator, and returns the new path. Call it under Lock.
+func (s *Store) MoveAside(now time.Time) (string, error) {
+	to := fmt.Sprintf("%s.unreadable-%d", s.Path(), now.Unix())
+	if err := os.Rename(s.Path(), to); err != nil {
+		return "", fmt.Errorf("state: move aside: %w", err)
+	}
+	return to, nil
+}
+
+// Clamp bounds a record written under a wrong clock (a node whose RTC ran
+// fast or slow): Since is at most now, and Expires at most now+maxTTL. It
+// reports whether anything changed.
+func (m Mitigation) Clamp(now time.Time, maxTTL time.Duration) (Mitigation, bool) {
+	changed := false
+	if m.Since.After(now) {
+		m.Since, changed = now, true
+	}
+	if limit := now.Add(maxTTL); m.Expires.After(limit) {
+		m.Expires, changed = limit, true
+	}
+	return m, changed
 }
 
 // Save writes st atomically: a crash leaves the old file or the new one.

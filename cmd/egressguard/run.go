@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/egressguard/egressguard/agent"
+	"github.com/egressguard/egressguard/agent/state"
 	"github.com/egressguard/egressguard/config"
 )
 
@@ -52,6 +50,23 @@ func nodeName(cfg config.Config) string {
 func runAgent(ctx context.Context, g *globals, cfg config.Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The state directory is this agent's for its lifetime; a second agent
+	// stops here, before it touches the kernel or the state file.
+	store, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	release, err := store.HoldForAgent()
+	if err != nil {
+		return err
+	}
+	defer release()
+	// Bind before touching the kernel: a port in use stops the start cleanly.
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	defer l.Close()
 	a, closeFn, err := agent.Open(ctx, agent.Options{Config: cfg, Version: version, Node: nodeName(cfg), Log: log})
 	if err != nil {
 		return err
@@ -60,18 +75,9 @@ func runAgent(ctx context.Context, g *globals, cfg config.Config, log *slog.Logg
 	if err := a.Reconcile(ctx); err != nil {
 		log.Error("reconcile", "err", err)
 	}
-	h, err := a.Handler()
-	if err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 3)
 	go func() {
-		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		if err := a.ServeListen(ctx, l); err != nil {
 			errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
@@ -98,18 +104,10 @@ func runAgent(ctx context.Context, g *globals, cfg config.Config, log *slog.Logg
 			}
 		case err := <-errc:
 			cancel()
-			shutdown(srv)
 			return err
 		case <-ctx.Done():
-			shutdown(srv)
 			log.Info("agent stopped; mitigations stay in force until they expire")
 			return nil
 		}
 	}
-}
-
-func shutdown(srv *http.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
 }

@@ -64,7 +64,8 @@ func readStatus(ctx context.Context, g *globals, cfg config.Config) (control.Sta
 		return control.Status{}, err
 	}
 	defer sh.Close()
-	ctl := &control.Controller{Store: store, Kernel: sh, Now: time.Now, Log: g.logger()}
+	ctl := &control.Controller{Store: store, Kernel: sh, Now: time.Now, Log: g.logger(),
+		RecoverTTL: time.Duration(cfg.Throttle.TTL)}
 	return ctl.Status(ctx, cfg.Mode)
 }
 

@@ -93,6 +93,9 @@ func (f *throttleFlags) duration(cfg config.Config) (time.Duration, error) {
 	ttl := time.Duration(cfg.Throttle.TTL)
 	if f.ttl != "" {
 		d, err := config.ParseDuration(f.ttl)
+		if err == nil {
+			err = policy.ValidTTL(d)
+		}
 		if err != nil {
 			return 0, badInput("--ttl %w", err)
 		}
@@ -281,7 +284,8 @@ func (g *globals) controller(ctx context.Context, cfg config.Config) (*control.C
 	if err != nil {
 		return nil, nil, err
 	}
-	ctl := &control.Controller{Store: store, Kernel: sh, Features: feats, Now: time.Now, Log: g.logger()}
+	ctl := &control.Controller{Store: store, Kernel: sh, Features: feats, Now: time.Now, Log: g.logger(),
+		RecoverTTL: time.Duration(cfg.Throttle.TTL)}
 	return ctl, func() { sh.Close() }, nil
 }
 
