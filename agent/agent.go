@@ -118,35 +118,15 @@ func New(d Deps) (*Agent, error) {
 // configure builds the detector and policy engine from cfg, carrying over
 // the mitigations in force. It is how SIGHUP reloads.
 func (a *Agent) configure(cfg config.Config) error {
-	dc := detect.DefaultConfig()
-	dc.SynRateMin = cfg.Detect.SynRateMin
-	dc.SynAckRatioMax = cfg.Detect.SynackRatioMax
-	dc.RstRatioMax = cfg.Detect.RstRatioMax
-	dc.EnterAfter = cfg.Detect.EnterAfter
-	dc.ExitAfter = cfg.Detect.ExitAfter
-	det, err := detect.NewDetector(dc)
+	det, err := detect.NewDetector(cfg.DetectorConfig())
 	if err != nil {
 		return err
 	}
 	pauseFile := filepath.Join(cfg.StateDir, PauseFile)
-	eng, err := policy.New(policy.Config{
-		Mode:              policy.Mode(cfg.Mode),
-		TTL:               time.Duration(cfg.Throttle.TTL),
-		MaxTTL:            time.Duration(cfg.Throttle.MaxTTL),
-		MaxActionsPerHour: cfg.Throttle.MaxActionsPerHour,
-		Scope:             cfg.Throttle.Scope,
-		MaxSources:        cfg.Throttle.MaxSources,
-		// The detector already holds a verdict for exit_after clean
-		// intervals; counting them again here would double the release delay.
-		ExitAfter:      1,
-		Ports:          config.Ports(cfg.Throttle.Ports),
-		WhitelistPorts: config.Ports(cfg.Whitelist.Ports),
-		WhitelistCIDRs: config.Prefixes(cfg.Whitelist.CIDRs),
-		Paused: func() bool {
-			_, err := os.Stat(pauseFile)
-			return err == nil
-		},
-	})
+	eng, err := policy.New(cfg.PolicyConfig(func() bool {
+		_, err := os.Stat(pauseFile)
+		return err == nil
+	}))
 	if err != nil {
 		return err
 	}
@@ -173,21 +153,18 @@ func (a *Agent) Reload(cfg config.Config) error {
 
 // spec is the shaper Spec of a mitigation under the current config.
 func (a *Agent) spec(iface string, scope shaper.Scope, sources []netip.Prefix, ports []uint16, rate uint64) shaper.Spec {
-	if rate == 0 {
-		rate = uint64(a.cfg.Throttle.Rate)
+	s := a.cfg.Spec(iface)
+	if rate != 0 {
+		s.Rate = rate
 	}
-	if len(ports) == 0 {
-		ports = config.Ports(a.cfg.Throttle.Ports)
+	if len(ports) != 0 {
+		s.Ports = ports
 	}
-	if scope == shaper.ScopeNode {
-		sources = nil
+	if scope != shaper.ScopeNode {
+		s.Sources = sources
 	}
-	link := uint64(a.cfg.Throttle.LinkRate)
-	if link == 0 {
-		link, _ = shaper.LinkSpeed(iface)
+	if s.LinkRate == 0 {
+		s.LinkRate, _ = shaper.LinkSpeed(iface)
 	}
-	return shaper.Spec{
-		Interface: iface, Rate: rate, LinkRate: link, Ports: ports, Protocols: a.cfg.Throttle.Protocols,
-		Sources: sources, WhitelistPorts: config.Ports(a.cfg.Whitelist.Ports), WhitelistCIDRs: config.Prefixes(a.cfg.Whitelist.CIDRs),
-	}
+	return s
 }

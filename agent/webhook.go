@@ -97,7 +97,7 @@ func (a *Agent) floodSources(iface string) []netip.Prefix {
 			out = append(out, p)
 		}
 	}
-	if len(out) > a.cfg.Throttle.MaxSources {
+	if len(out) > int(a.cfg.Throttle.MaxSources) {
 		return nil
 	}
 	return out

@@ -50,8 +50,8 @@ type Detect struct {
 	SynRateMin     float64  `yaml:"syn_rate_min"`
 	SynackRatioMax float64  `yaml:"synack_ratio_max"`
 	RstRatioMax    float64  `yaml:"rst_ratio_max"`
-	EnterAfter     int      `yaml:"enter_after"`
-	ExitAfter      int      `yaml:"exit_after"`
+	EnterAfter     Count    `yaml:"enter_after"`
+	ExitAfter      Count    `yaml:"exit_after"`
 }
 
 // Throttle says what a mitigation installs and how long it lives (docs/design.md §4, §5).
@@ -61,10 +61,10 @@ type Throttle struct {
 	Ports             []Port       `yaml:"ports"`
 	Protocols         []string     `yaml:"protocols"`
 	Scope             shaper.Scope `yaml:"scope"`
-	MaxSources        int          `yaml:"max_sources"`
+	MaxSources        Count        `yaml:"max_sources"`
 	TTL               Duration     `yaml:"ttl"`
 	MaxTTL            Duration     `yaml:"max_ttl"`
-	MaxActionsPerHour int          `yaml:"max_actions_per_hour"`
+	MaxActionsPerHour Count        `yaml:"max_actions_per_hour"`
 }
 
 // Whitelist is traffic that is never throttled; SSH port 22 is always in it.
@@ -219,18 +219,20 @@ func keyPath(paths map[position]string, line int, key string) string {
 
 // Validate checks every field and names the first one that is wrong, with its
 // value. It is called by Load and Parse; call it again after changing a
-// Config by hand.
+// Config by hand. The config's own keys (interfaces, listen, socket,
+// state_dir, detect.interval) are checked here; the rest by the package
+// that enforces them (see validateComposed), so every command agrees.
 func (c *Config) Validate() error {
-	if c.Mode != ModeObserve && c.Mode != ModeEnforce {
-		return fmt.Errorf("mode %q: want observe or enforce", c.Mode)
-	}
 	for i, name := range c.Interfaces {
 		if err := ValidInterfaceName(name); err != nil {
 			return fmt.Errorf("interfaces[%d] %w", i, err)
 		}
+		if j := slices.Index(c.Interfaces, name); j < i {
+			return fmt.Errorf("interfaces[%d] %q: listed twice (also interfaces[%d])", i, name, j)
+		}
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen %q: want host:port like 127.0.0.1:9466", c.Listen)
+	if err := validListen(c.Listen); err != nil {
+		return err
 	}
 	if c.Socket == "" || !strings.HasPrefix(c.Socket, "/") {
 		return fmt.Errorf("socket %q: want an absolute path", c.Socket)
@@ -238,74 +240,32 @@ func (c *Config) Validate() error {
 	if c.StateDir == "" || !strings.HasPrefix(c.StateDir, "/") {
 		return fmt.Errorf("state_dir %q: want an absolute path", c.StateDir)
 	}
-	if err := c.Detect.validate(); err != nil {
-		return err
+	if d := time.Duration(c.Detect.Interval); d < MinInterval || d > MaxInterval {
+		return fmt.Errorf("detect.interval %s: want from %s to %s", d, MinInterval, MaxInterval)
 	}
-	if err := c.Throttle.validate(); err != nil {
-		return err
-	}
-	for i, p := range c.Throttle.Ports {
-		if uint16(p) == shaper.SSHPort || slices.Contains(c.Whitelist.Ports, p) {
-			return fmt.Errorf("throttle.ports[%d] %d: port is whitelisted (SSH 22 and whitelist.ports are never throttled)", i, p)
-		}
-	}
-	for i, p := range c.Whitelist.CIDRs {
-		if !netip.Prefix(p).IsValid() {
-			return fmt.Errorf("whitelist.cidrs[%d]: empty prefix", i)
-		}
-	}
-	return nil
+	return c.validateComposed()
 }
 
-func (d Detect) validate() error {
-	switch {
-	case d.Interval <= 0:
-		return fmt.Errorf("detect.interval %s: want a positive duration", time.Duration(d.Interval))
-	case d.SynRateMin <= 0:
-		return fmt.Errorf("detect.syn_rate_min %v: want a positive rate (SYN/s)", d.SynRateMin)
-	case d.SynackRatioMax <= 0 || d.SynackRatioMax >= 1:
-		return fmt.Errorf("detect.synack_ratio_max %v: want a ratio between 0 and 1", d.SynackRatioMax)
-	case d.RstRatioMax <= 0:
-		return fmt.Errorf("detect.rst_ratio_max %v: want a positive ratio", d.RstRatioMax)
-	case d.EnterAfter < 1:
-		return fmt.Errorf("detect.enter_after %d: want at least 1 interval", d.EnterAfter)
-	case d.ExitAfter < 1:
-		return fmt.Errorf("detect.exit_after %d: want at least 1 interval", d.ExitAfter)
-	}
-	return nil
-}
+// Bounds of detect.interval: below 10ms the agent spends a core sampling,
+// above a minute a flood runs for minutes before enter_after intervals pass.
+const (
+	MinInterval = 10 * time.Millisecond
+	MaxInterval = time.Minute
+)
 
-func (t Throttle) validate() error {
-	if t.Rate == 0 {
-		return fmt.Errorf("throttle.rate: want a rate like 1mbit")
+// validListen checks listen: an IP address (or an empty host, every
+// address, or localhost) and a port from 1 to 65535. A host name is refused
+// rather than resolved: a start must not wait on DNS.
+func validListen(listen string) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen %q: want host:port like 127.0.0.1:9466", listen)
 	}
-	if t.LinkRate != 0 && t.LinkRate < t.Rate {
-		return fmt.Errorf("throttle.link_rate %s: below throttle.rate %s", shaper.FormatRate(uint64(t.LinkRate)), shaper.FormatRate(uint64(t.Rate)))
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("listen %q: port %q: want a port from 1 to 65535", listen, port)
 	}
-	if len(t.Ports) == 0 {
-		return fmt.Errorf("throttle.ports: want at least one port")
-	}
-	if len(t.Protocols) == 0 {
-		return fmt.Errorf("throttle.protocols: want tcp, udp or both")
-	}
-	for i, p := range t.Protocols {
-		if p != "tcp" && p != "udp" {
-			return fmt.Errorf("throttle.protocols[%d] %q: want tcp or udp", i, p)
-		}
-	}
-	switch t.Scope {
-	case policy.ScopeAuto, shaper.ScopeSource, shaper.ScopeNode:
-	default:
-		return fmt.Errorf("throttle.scope %q: want auto, source or node", t.Scope)
-	}
-	if t.MaxSources < 1 {
-		return fmt.Errorf("throttle.max_sources %d: want at least 1", t.MaxSources)
-	}
-	if t.MaxTTL < t.TTL {
-		return fmt.Errorf("throttle.max_ttl %s: below throttle.ttl %s", time.Duration(t.MaxTTL), time.Duration(t.TTL))
-	}
-	if t.MaxActionsPerHour < 0 {
-		return fmt.Errorf("throttle.max_actions_per_hour %d: want 0 or more", t.MaxActionsPerHour)
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+		return fmt.Errorf("listen %q: host %q: want an IP address (or localhost), not a name to resolve", listen, host)
 	}
 	return nil
 }

@@ -47,12 +47,12 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"bad rate", "throttle: {rate: fast}\n", `throttle.rate "fast": want a rate like 1mbit`},
 		{"bare number rate", "throttle: {rate: 1000}\n", `throttle.rate "1000"`},
 		{"port out of range", "throttle: {ports: [80, 70000]}\n", `throttle.ports[1] "70000": want a port from 1 to 65535`},
-		{"throttle ssh", "throttle: {ports: [22, 443]}\n", `throttle.ports[0] 22: port is whitelisted`},
-		{"throttle mesh", "throttle: {ports: [51820]}\n", `throttle.ports[0] 51820: port is whitelisted`},
+		{"throttle ssh", "throttle: {ports: [22, 443]}\n", `throttle.ports[0] 22: SSH is always whitelisted`},
+		{"throttle mesh", "throttle: {ports: [51820]}\n", `throttle.ports[0] 51820: the port is whitelisted`},
 		{"bad cidr", "whitelist: {cidrs: [10.0.0.0/33]}\n", `whitelist.cidrs[0] "10.0.0.0/33": want a CIDR`},
 		{"bad duration", "throttle: {ttl: soon}\n", `throttle.ttl "soon": want a positive duration`},
 		{"negative duration", "detect: {interval: -1s}\n", `detect.interval "-1s"`},
-		{"ttl over max", "throttle: {ttl: 48h}\n", `throttle.max_ttl 24h0m0s: below throttle.ttl 48h0m0s`},
+		{"ttl over max", "throttle: {ttl: 48h}\n", `throttle.max_ttl 24h0m0s: want at least throttle.ttl (48h0m0s)`},
 		{"bad protocol", "throttle: {protocols: [icmp]}\n", `throttle.protocols[0] "icmp": want tcp or udp`},
 		{"bad scope", "throttle: {scope: world}\n", `throttle.scope "world"`},
 		{"bad ratio", "detect: {synack_ratio_max: 2}\n", `detect.synack_ratio_max 2`},
@@ -141,4 +141,35 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a config that Validate rejects: %v", verr)
 		}
 	})
+}
+
+// TestConfigsThatCannotWork holds issue 14 item 10: each file is refused at
+// load, naming the field, so no command touches the kernel with it.
+func TestConfigsThatCannotWork(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"interfaces: [up0, up0]\n", "interfaces[1] \"up0\": listed twice"},
+		{"throttle: {protocols: [tcp, tcp]}\n", "throttle.protocols[1] \"tcp\": duplicate protocol"},
+		{"detect: {interval: 1ns}\n", "detect.interval 1ns"},
+		{"detect: {interval: 100000h}\n", "detect.interval 100000h0m0s"},
+		{"whitelist: {cidrs: [0.0.0.0/0]}\n", "whitelist.cidrs[0] 0.0.0.0/0: a /0 prefix"},
+		{"throttle: {ports: [80, 443, 80]}\n", "throttle.ports[2] 80: duplicate port"},
+		{"detect: {enter_after: 2.5}\n", "detect.enter_after \"2.5\": want a whole number"},
+		{"detect: {syn_rate_min: .nan}\n", "detect.syn_rate_min NaN"},
+		{"detect: {syn_rate_min: .inf}\n", "detect.syn_rate_min +Inf"},
+		{"detect: {rst_ratio_max: .inf}\n", "detect.rst_ratio_max +Inf"},
+		{"throttle: {max_actions_per_hour: 0}\n", "throttle.max_actions_per_hour 0"},
+		{"listen: 127.0.0.1:99999\n", "listen \"127.0.0.1:99999\": port"},
+		{"listen: nosuch.invalid:9466\n", "listen \"nosuch.invalid:9466\": host"},
+		{"whitelist: {cidrs: [\"::ffff:198.18.0.0/111\"]}\n", "whitelist.cidrs[0] ::ffff:198.18.0.0/111: write IPv4-mapped"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v; want an error containing %q", tc.yaml, err, tc.want)
+		}
+	}
+	for _, ok := range []string{"listen: \"[::1]:9466\"\n", "listen: localhost:9466\n", "listen: :9466\n", "listen: 0.0.0.0:9466\n"} {
+		if _, err := Parse([]byte(ok)); err != nil {
+			t.Errorf("Parse(%q) = %v; want accepted", ok, err)
+		}
+	}
 }

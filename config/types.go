@@ -16,6 +16,10 @@ type Rate uint64
 // Duration is a positive time.Duration written as "30m".
 type Duration time.Duration
 
+// Count is a whole number of things (intervals, sources, actions), written
+// as an integer: 2.5 is an error, not 2.
+type Count int
+
 // Port is a TCP/UDP port, 1 to 65535.
 type Port uint16
 
@@ -66,6 +70,13 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML implements yaml.Marshaler.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (c *Count) UnmarshalYAML(n *yaml.Node) error {
+	v, err := scalar(n, ParseCount)
+	*c = Count(v)
+	return err
+}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (p *Port) UnmarshalYAML(n *yaml.Node) error {

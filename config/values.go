@@ -48,6 +48,16 @@ func ParseRate(s string) (uint64, error) {
 	return 0, fmt.Errorf("%q: want a rate like 1mbit or 500kbit", s)
 }
 
+// ParseCount reads a whole number written in decimal ("3", "-1"); a
+// fraction or an exponent is an error.
+func ParseCount(s string) (int, error) {
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a whole number", s)
+	}
+	return int(v), nil
+}
+
 // ParsePort reads a TCP/UDP port number, 1 to 65535.
 func ParsePort(s string) (uint16, error) {
 	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)

@@ -56,40 +56,40 @@ func (s Spec) Validate() error {
 		return err
 	}
 	if s.Rate < MinRate || s.Rate > MaxRate {
-		return fmt.Errorf("shaper: rate %d: want a rate from %d to %d bit/s (8bit to 1tbit)", s.Rate, uint64(MinRate), uint64(MaxRate))
+		return fieldError("rate", -1, s.Rate, fmt.Sprintf("want a rate from %d to %d bit/s (8bit to 1tbit)", uint64(MinRate), uint64(MaxRate)))
 	}
 	if s.LinkRate != 0 && s.Rate > s.LinkRate {
-		return fmt.Errorf("shaper: rate %d: above link_rate %d bit/s", s.Rate, s.LinkRate)
+		return fieldError("rate", -1, s.Rate, fmt.Sprintf("above link_rate %d bit/s", s.LinkRate))
 	}
 	if len(s.Ports) == 0 {
-		return fmt.Errorf("shaper: ports []: want at least one port to throttle")
+		return fieldError("ports", -1, "[]", "want at least one port to throttle")
 	}
 	for i, p := range s.Ports {
 		switch {
 		case p == 0:
-			return fmt.Errorf("shaper: ports[%d] 0: want a port in 1-65535", i)
+			return fieldError("ports", i, p, "want a port in 1-65535")
 		case p == SSHPort:
-			return fmt.Errorf("shaper: ports[%d] %d: SSH is always whitelisted and cannot be throttled", i, p)
+			return fieldError("ports", i, p, "SSH is always whitelisted and cannot be throttled")
 		case slices.Contains(s.WhitelistPorts, p):
-			return fmt.Errorf("shaper: ports[%d] %d: the port is whitelisted (whitelist_ports) and cannot be throttled", i, p)
+			return fieldError("ports", i, p, "the port is whitelisted (whitelist_ports) and cannot be throttled")
 		case slices.Contains(s.Ports[:i], p):
-			return fmt.Errorf("shaper: ports[%d] %d: duplicate port", i, p)
+			return fieldError("ports", i, p, "duplicate port")
 		}
 	}
 	for i, p := range s.WhitelistPorts {
 		if p == 0 {
-			return fmt.Errorf("shaper: whitelist_ports[%d] 0: want a port in 1-65535", i)
+			return fieldError("whitelist_ports", i, p, "want a port in 1-65535")
 		}
 	}
 	if len(s.Protocols) == 0 {
-		return fmt.Errorf("shaper: protocols []: want tcp, udp or both")
+		return fieldError("protocols", -1, "[]", "want tcp, udp or both")
 	}
 	for i, p := range s.Protocols {
 		if _, ok := ipProtocol(p); !ok {
-			return fmt.Errorf("shaper: protocols[%d] %q: want tcp or udp", i, p)
+			return fieldError("protocols", i, p, "want tcp or udp")
 		}
 		if slices.Contains(s.Protocols[:i], p) {
-			return fmt.Errorf("shaper: protocols[%d] %q: duplicate protocol", i, p)
+			return fieldError("protocols", i, p, "duplicate protocol")
 		}
 	}
 	for i, c := range s.WhitelistCIDRs {
@@ -103,7 +103,7 @@ func (s Spec) Validate() error {
 		}
 		for _, w := range s.WhitelistCIDRs {
 			if src.Overlaps(w) {
-				return fmt.Errorf("shaper: sources[%d] %s: overlaps whitelist_cidrs %s and cannot be throttled", i, src, w)
+				return fieldError("sources", i, src, fmt.Sprintf("overlaps whitelist_cidrs %s and cannot be throttled", w))
 			}
 		}
 	}
@@ -125,13 +125,42 @@ func validInterface(name string) error {
 func validPrefix(field string, i int, p netip.Prefix) error {
 	switch {
 	case !p.IsValid():
-		return fmt.Errorf("shaper: %s[%d] %s: not a valid CIDR", field, i, p)
+		return fieldError(field, i, p, "not a valid CIDR")
 	case p.Addr().Is4In6():
-		return fmt.Errorf("shaper: %s[%d] %s: write IPv4-mapped addresses as IPv4", field, i, p)
+		return fieldError(field, i, p, "write IPv4-mapped addresses as IPv4")
 	case p.Bits() == 0:
-		return fmt.Errorf("shaper: %s[%d] %s: a /0 prefix matches everything", field, i, p)
+		return fieldError(field, i, p, "a /0 prefix matches everything")
 	}
 	return nil
+}
+
+// FieldError is a Spec field that fails Validate. The config and the CLI
+// name the field in their own terms (throttle.ports, --ports) from Field.
+type FieldError struct {
+	Field  string // the Spec field in snake case: rate, ports, protocols, sources, whitelist_ports, whitelist_cidrs
+	Index  int    // the element at fault, or -1 for the field as a whole
+	Value  string // the value at fault, as written in the error
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return "shaper: " + e.Path(e.Field) + " " + e.Value + ": " + e.Reason
+}
+
+// Path is name followed by the element index, if any ("ports[2]").
+func (e *FieldError) Path(name string) string {
+	if e.Index < 0 {
+		return name
+	}
+	return fmt.Sprintf("%s[%d]", name, e.Index)
+}
+
+func fieldError(field string, i int, v any, reason string) *FieldError {
+	val := fmt.Sprint(v)
+	if s, ok := v.(string); ok && s != "[]" {
+		val = fmt.Sprintf("%q", s)
+	}
+	return &FieldError{Field: field, Index: i, Value: val, Reason: reason}
 }
 
 // ipProtocol maps a protocol a Spec may name to its IP protocol number.

@@ -30,6 +30,11 @@ func newRunCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for i, name := range cfg.Interfaces {
+				if _, err := net.InterfaceByName(name); err != nil {
+					return badInput("interfaces[%d] %q: no such interface on this node", i, name)
+				}
+			}
 			log := slog.New(slog.NewJSONHandler(g.stderr, nil))
 			return runAgent(cmd.Context(), g, cfg, log)
 		},

@@ -48,15 +48,7 @@ func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
 	if err := config.ValidInterfaceName(f.iface); err != nil {
 		return shaper.Spec{}, badInput("--interface %w", err)
 	}
-	s := shaper.Spec{
-		Interface:      f.iface,
-		Rate:           uint64(cfg.Throttle.Rate),
-		LinkRate:       uint64(cfg.Throttle.LinkRate),
-		Ports:          config.Ports(cfg.Throttle.Ports),
-		Protocols:      cfg.Throttle.Protocols,
-		WhitelistPorts: config.Ports(cfg.Whitelist.Ports),
-		WhitelistCIDRs: config.Prefixes(cfg.Whitelist.CIDRs),
-	}
+	s := cfg.Spec(f.iface)
 	if f.rate != "" {
 		r, err := config.ParseRate(f.rate)
 		if err != nil {
