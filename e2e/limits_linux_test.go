@@ -7,14 +7,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/egressguard/egressguard/agent"
 	"github.com/egressguard/egressguard/internal/lab"
 )
 
@@ -35,16 +36,32 @@ func TestIdleConnectionsCannotStarveTheAgent(t *testing.T) {
 	fdsBefore := countFDs(t, pid)
 	rssBefore := rssKiB(t, pid)
 
-	// The test needs a descriptor per connection; the agent, already
-	// started, keeps the limit it was given.
-	raiseFDLimit(t, 2*idleConns+1024)
-	held, answered := holdIdle(t, e.ctx, e.lab.Node, idleConns)
+	// Each holder process needs a descriptor per connection, and the fd
+	// limit here is what the agent has: split the connections.
+	var holders []*lab.Proc
+	held, answered := 0, 0
+	for range idleHolders {
+		t.Setenv(holdIdleEnv, fmt.Sprint(idleConns/idleHolders))
+		h, err := e.lab.Start(e.lab.Node, os.Args[0], "-test.run=^$")
+		if err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, h)
+		t.Cleanup(func() { h.Stop(5 * time.Second) })
+	}
+	for _, h := range holders {
+		n, a := waitHeld(t, e.ctx, h)
+		held, answered = held+n, answered+a
+	}
 	fdsDuring := countFDs(t, pid)
 	rssDuring := rssKiB(t, pid)
-	t.Logf("%d connections opened, %d got an answer before idling; agent fds %d -> %d (max %d for HTTP), RSS %d -> %d KiB",
-		len(held), answered, fdsBefore, fdsDuring, 512, rssBefore, rssDuring)
-	if fdsDuring > fdsBefore+600 {
-		t.Errorf("agent holds %d file descriptors under %d idle connections (%d before): want the HTTP connection cap to bound them", fdsDuring, idleConns, fdsBefore)
+	t.Logf("%d connections held open, %d got an answer before idling; agent fds %d -> %d (HTTP cap %d), RSS %d -> %d KiB",
+		held, answered, fdsBefore, fdsDuring, agent.HTTPMaxConns, rssBefore, rssDuring)
+	if held < idleConns*9/10 {
+		t.Fatalf("only %d of %d connections opened", held, idleConns)
+	}
+	if fdsDuring > fdsBefore+agent.HTTPMaxConns+64 {
+		t.Errorf("agent holds %d file descriptors under %d idle connections (%d before): want the HTTP connection cap to bound them", fdsDuring, held, fdsBefore)
 	}
 
 	// A fresh health check is served while the idle connections are held.
@@ -71,28 +88,34 @@ func TestIdleConnectionsCannotStarveTheAgent(t *testing.T) {
 	fl.Stop(5 * time.Second)
 	evicted := e.metricValue("egressguard_http_connections_evicted_total", nil)
 	t.Logf("connections evicted to stay within the cap: %.0f; agent fds at the end %d", evicted, countFDs(t, pid))
-	for _, c := range held {
-		c.Close()
+	for _, h := range holders {
+		h.Stop(5 * time.Second)
 	}
 }
 
-// holdIdle opens n connections inside ns to the agent, sends one keep-alive
-// /healthz on each, reads the answer if one comes within a few seconds,
-// and leaves them open. It returns the connections and how many answered.
-func holdIdle(t *testing.T, ctx context.Context, ns string, n int) ([]net.Conn, int) {
-	t.Helper()
-	dial := lab.DialContext(ns)
+// The holder: the test binary run again inside the lab node with
+// holdIdleEnv set to a count (see TestMain).
+const (
+	holdIdleEnv = "EGRESSGUARD_E2E_HOLD_IDLE"
+	idleHolders = 2
+	// holdIdleMax bounds a holder's life should the test die without stopping it.
+	holdIdleMax = 3 * time.Minute
+)
+
+// holdIdle opens n connections to the agent, sends one keep-alive /healthz
+// on each and reads the answer if one comes within 3 s, prints
+// "held N answered M", and keeps them open until SIGTERM or holdIdleMax.
+func holdIdle(n int) int {
 	var mu sync.Mutex
 	held := make([]net.Conn, 0, n)
-	var answered atomic.Int64
-	next := atomic.Int64{}
+	var answered, next atomic.Int64
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				c, err := dial(ctx, "tcp", lab.AgentListen)
+			for next.Add(1) <= int64(n) {
+				c, err := net.DialTimeout("tcp", lab.AgentListen, 5*time.Second)
 				if err != nil {
 					continue
 				}
@@ -110,12 +133,37 @@ func holdIdle(t *testing.T, ctx context.Context, ns string, n int) ([]net.Conn, 
 		}()
 	}
 	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range held {
-			c.Close()
+	fmt.Printf("held %d answered %d\n", len(held), answered.Load())
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-stop:
+	case <-time.After(holdIdleMax):
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	return 0
+}
+
+// waitHeld waits for a holder's report.
+func waitHeld(t *testing.T, ctx context.Context, h *lab.Proc) (held, answered int) {
+	t.Helper()
+	for {
+		if out := h.Stdout(); strings.Contains(out, "answered") {
+			if _, err := fmt.Sscanf(out[strings.Index(out, "held"):], "held %d answered %d", &held, &answered); err != nil {
+				t.Fatalf("holder report %q: %v", out, err)
+			}
+			return held, answered
 		}
-	})
-	return held, int(answered.Load())
+		select {
+		case <-h.Done():
+			t.Fatalf("holder exited: %s", h.Output())
+		case <-ctx.Done():
+			t.Fatalf("holder: %v", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func countFDs(t *testing.T, pid int) int {
@@ -141,21 +189,4 @@ func rssKiB(t *testing.T, pid int) int {
 		}
 	}
 	return 0
-}
-
-// raiseFDLimit raises this test process's open-file limit to n (root may
-// raise the hard limit too) and restores it at cleanup.
-func raiseFDLimit(t *testing.T, n uint64) {
-	t.Helper()
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	if old.Cur >= n {
-		return
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: max(n, old.Max)}); err != nil {
-		t.Skipf("cannot raise the open-file limit to %d for the client side: %v", n, err)
-	}
-	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
 }

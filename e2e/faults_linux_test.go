@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egressguard/egressguard/agent/state"
+	"github.com/egressguard/egressguard/internal/lab"
+)
+
+// TestUnreadableStateFileKeepsProtecting holds issue 14 item 1 on a real
+// kernel: the state file is truncated under a throttle; the restarted agent
+// becomes ready, keeps the file aside, rebuilds the record from the layout
+// and can release it.
+func TestUnreadableStateFileKeepsProtecting(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	e.startAgent()
+	e.cli(0, "throttle", "--interface", lab.Uplink, "--ttl", "10m")
+	if err := e.agent.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.dir, "state", state.FileName)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.startAgent()
+	for _, l := range e.agent.LogEntries("state file unreadable: moved aside and rebuilt from the kernel; check the kept file") {
+		t.Logf("recovery log: %v", l)
+	}
+	if len(e.agent.LogEntries("state file unreadable: moved aside and rebuilt from the kernel; check the kept file")) != 1 {
+		t.Errorf("no recovery line in the log:\n%s", tail(e.agent.Proc.Output(), 20))
+	}
+	st := e.status()
+	if len(st.Mitigations) != 1 || !st.Mitigations[0].Installed || st.Mitigations[0].Owners[0] != "recovered" {
+		t.Fatalf("after recovery: %+v; want the layout kept under a rebuilt record", st.Mitigations)
+	}
+	if kept, _ := filepath.Glob(path + ".unreadable-*"); len(kept) != 1 {
+		t.Errorf("kept files %v", kept)
+	}
+	e.cli(0, "unthrottle", "--interface", lab.Uplink)
+	if l := e.layout(); l.Classes != 0 {
+		t.Errorf("after unthrottle up0 holds %+v", l)
+	}
+}
+
+// TestSecondAgentExitsNamingTheFirst holds item 5: a second agent on the
+// same state_dir exits 1 naming the first one's pid, and changes nothing.
+func TestSecondAgentExitsNamingTheFirst(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	e.startAgent()
+	e.cli(0, "throttle", "--interface", lab.Uplink, "--ttl", "10m")
+	before := e.layout()
+	out, code, err := e.agent.CLI(e.ctx, "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second agent: exit %d: %s", code, strings.TrimSpace(out))
+	if code != 1 || !strings.Contains(out, "pid "+strconv.Itoa(e.agent.Proc.Pid())) {
+		t.Fatalf("second agent: exit %d, %q; want exit 1 naming pid %d", code, out, e.agent.Proc.Pid())
+	}
+	time.Sleep(1500 * time.Millisecond) // a tick of the first agent
+	if after := e.layout(); after != before {
+		t.Errorf("the second agent changed the layout: %+v -> %+v", before, after)
+	}
+	if st := e.status(); len(st.Mitigations) != 1 || !st.Mitigations[0].Installed {
+		t.Errorf("the first agent's mitigation after the second start: %+v", st.Mitigations)
+	}
+}
+
+// TestOperatorRootIsNeverClobbered holds items 3 and 4 on a real kernel: an
+// operator replaces our root with a tbf; the agent notices on its next
+// interval (logged, counted), releases its mitigation and leaves the tbf; a
+// throttle then fails with the kernel's refusal instead of reporting success.
+func TestOperatorRootIsNeverClobbered(t *testing.T) {
+	e := newEnv(t, 0, nil)
+	e.startAgent()
+	e.cli(0, "throttle", "--interface", lab.Uplink, "--ttl", "10m")
+	if _, err := e.lab.Exec(e.ctx, e.lab.Node, "tc", "qdisc", "replace", "dev", lab.Uplink, "root", "handle", "5:", "tbf",
+		"rate", "10mbit", "burst", "32k", "latency", "400ms"); err != nil {
+		t.Fatal(err)
+	}
+	const drift = "drift: an operator's root qdisc replaced the egressguard layout; releasing the mitigation and leaving the qdisc alone"
+	for deadline := time.Now().Add(5 * time.Second); len(e.agent.LogEntries(drift)) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(e.agent.LogEntries(drift)) == 0 {
+		t.Fatalf("drift not logged:\n%s", tail(e.agent.Proc.Output(), 20))
+	}
+	if n := e.metricValue("egressguard_mitigation_drift_total", map[string]string{"interface": lab.Uplink, "action": "release"}); n != 1 {
+		t.Errorf("drift counter %v, want 1", n)
+	}
+	if st := e.status(); len(st.Mitigations) != 0 {
+		t.Errorf("mitigations after drift: %+v", st.Mitigations)
+	}
+	out, code, err := e.agent.CLI(e.ctx, "throttle", "--interface", lab.Uplink, "--rate", "2mbit")
+	if err != nil || code != 1 {
+		t.Fatalf("throttle over the operator's tbf: exit %d %v: %s; want exit 1", code, err, out)
+	}
+	t.Logf("throttle over the operator's tbf: exit %d: %s", code, strings.TrimSpace(out))
+	if l := e.layout(); !strings.HasPrefix(l.Root, "tbf") {
+		t.Errorf("the operator's tbf was replaced: %+v", l)
+	}
+	if st := e.status(); len(st.Mitigations) != 0 {
+		t.Errorf("mitigations after a refused throttle: %+v", st.Mitigations)
+	}
+}
