@@ -36,7 +36,10 @@ type fakeKernel struct {
 	onRemove       func() // runs after the kernel changed
 }
 
-func (k *fakeKernel) Apply(_ context.Context, p shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error) {
+func (k *fakeKernel) Apply(ctx context.Context, p shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return shaper.ApplyResult{}, err // as the shaper does
+	}
 	if k.applyErr != nil {
 		return shaper.ApplyResult{}, k.applyErr
 	}

@@ -286,3 +286,18 @@ func TestWebhookNeverAsksForRetryOfTheImpossible(t *testing.T) {
 		t.Fatalf("alert for a missing interface: %d %s; want 200 with the refusal counted", w.Code, w.Body.String())
 	}
 }
+
+// TestClientHangUpDoesNotSplitKernelAndPolicy: a CLI that disconnects
+// mid-request does not cancel the action halfway; the kernel, the record and
+// the policy agree afterwards.
+func TestClientHangUpDoesNotSplitKernelAndPolicy(t *testing.T) {
+	a, _, kern := newTestAgentOn(t, "lo", &fakeKernel{}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodPost, "/v1/throttle", strings.NewReader(`{"interface": "lo", "rate_bps": 2000000}`)).WithContext(ctx)
+	a.serveThrottle(httptest.NewRecorder(), req)
+	ms, recs := a.engine.Mitigations(), recorded(t, a)
+	if kern.installed != (len(ms) == 1) || len(ms) != len(recs) {
+		t.Fatalf("after a hang-up: kernel %v, policy %+v, record %+v; want all three to agree", kern.installed, ms, recs)
+	}
+}
