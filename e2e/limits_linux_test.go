@@ -17,6 +17,7 @@ import (
 
 	"github.com/egressguard/egressguard/agent"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/internal/labagent"
 )
 
 // idleConns is how many idle keep-alive connections the test holds open
@@ -67,7 +68,7 @@ func TestIdleConnectionsCannotStarveTheAgent(t *testing.T) {
 	// A fresh health check is served while the idle connections are held.
 	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: lab.DialContext(e.lab.Node), DisableKeepAlives: true}}
 	t0 := time.Now()
-	resp, err := probe.Get("http://" + lab.AgentListen + "/healthz")
+	resp, err := probe.Get("http://" + labagent.Listen + "/healthz")
 	if err != nil {
 		t.Fatalf("/healthz under %d idle connections: %v", idleConns, err)
 	}
@@ -115,7 +116,7 @@ func holdIdle(n int) int {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
-				c, err := net.DialTimeout("tcp", lab.AgentListen, 5*time.Second)
+				c, err := net.DialTimeout("tcp", labagent.Listen, 5*time.Second)
 				if err != nil {
 					continue
 				}

@@ -62,14 +62,23 @@ type Agent struct {
 	Lab        *lab.Lab
 	Bin        string // the egressguard binary
 	ConfigPath string
-	Proc       *lab.Proc
-	HTTP       *http.Client // dials inside the node namespace
+	// TokenFile is the webhook's bearer token file; Status sends the token
+	// so that it sees the attribution.
+	TokenFile string
+	Proc      *lab.Proc
+	HTTP      *http.Client // dials inside the node namespace
 }
 
-// New writes cfg to dir/config.yaml and returns an agent of binary bin in
-// l's node namespace that is not yet running; Start runs it.
+// New writes cfg to dir/config.yaml, and a webhook token to
+// cfg.Webhook.TokenFile unless one is there, and returns an agent of binary
+// bin in l's node namespace that is not yet running; Start runs it.
 func New(l *lab.Lab, bin, dir string, cfg config.Config) (*Agent, error) {
-	a := &Agent{Lab: l, Bin: bin, ConfigPath: filepath.Join(dir, "config.yaml"), HTTP: lab.HTTPClient(l.Node)}
+	a := &Agent{Lab: l, Bin: bin, ConfigPath: filepath.Join(dir, "config.yaml"), TokenFile: cfg.Webhook.TokenFile, HTTP: lab.HTTPClient(l.Node)}
+	if _, err := os.Stat(a.TokenFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(a.TokenFile, []byte("lab-token-"+filepath.Base(dir)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("labagent: write webhook token: %w", err)
+		}
+	}
 	return a, WriteConfig(a.ConfigPath, cfg)
 }
 
@@ -130,10 +139,13 @@ func (a *Agent) get(ctx context.Context, path string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tok, err := os.ReadFile(a.TokenFile); err == nil {
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
 	return a.HTTP.Do(req)
 }
 
-// Status reads /api/v1/status.
+// Status reads /api/v1/status with the webhook's token, attribution included.
 func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 	var st control.Status
 	resp, err := a.get(ctx, "/api/v1/status")
