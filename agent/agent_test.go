@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/shaper"
@@ -157,6 +159,9 @@ func TestThrottledFloodJudgedByOfferedLoad(t *testing.T) {
 	}
 	if released != 5 || kern.removes != 1 {
 		t.Fatalf("released after %d clean intervals (%d removes); want after exit_after = 5, once", released, kern.removes)
+	}
+	if n := testutil.CollectAndCount(a.metrics.drift); n != 0 {
+		t.Fatalf("%d drift series in a run without drift: repair must find kernel, record and policy agreeing", n)
 	}
 }
 
