@@ -37,10 +37,9 @@ func recorded(t *testing.T, a *Agent) []state.Mitigation {
 	return st.Mitigations
 }
 
-// TestUnreadableStateKeepsProtecting holds issue 14 item 1 end to end in the
-// agent: with the layout in the kernel and a state file nobody can read, the
-// agent becomes ready, keeps the layout under a rebuilt record, and can
-// still release it and throttle anew.
+// TestUnreadableStateKeepsProtecting: with the layout in the kernel and a
+// state file nobody can read, the agent becomes ready, keeps the layout
+// under a rebuilt record, and can still release it and throttle anew.
 func TestUnreadableStateKeepsProtecting(t *testing.T) {
 	for name, body := range map[string]string{"empty": "", "half json": `{"version": 1, "mitigations": [{"inter`, "newer": `{"version": 2, "mitigations": []}`} {
 		t.Run(name, func(t *testing.T) {
@@ -71,7 +70,7 @@ func TestUnreadableStateKeepsProtecting(t *testing.T) {
 	}
 }
 
-// TestFailedActionRollsBackThePolicy holds item 3: when the kernel refuses
+// TestFailedActionRollsBackThePolicy: when the kernel refuses
 // an update or a throttle, the answer is the kernel's error and the policy
 // holds what the kernel holds, so status and the next decision are true.
 func TestFailedActionRollsBackThePolicy(t *testing.T) {
@@ -102,7 +101,7 @@ func TestFailedActionRollsBackThePolicy(t *testing.T) {
 	}
 }
 
-// TestUnrecordedReleaseIsRepaired holds item 2: the layout is removed but the
+// TestUnrecordedReleaseIsRepaired: the layout is removed but the
 // state file cannot be written; the release is reported failed, the next
 // interval rewrites the record, and a restart does not bring the throttle
 // back.
@@ -136,7 +135,7 @@ func TestUnrecordedReleaseIsRepaired(t *testing.T) {
 	}
 }
 
-// TestDriftIsReinstalledOrReleased holds item 4: our layout deleted by hand
+// TestDriftIsReinstalledOrReleased: our layout deleted by hand
 // comes back; replaced by an operator's own qdisc, the mitigation is
 // released and the qdisc left alone. Both are counted.
 func TestDriftIsReinstalledOrReleased(t *testing.T) {
@@ -161,7 +160,8 @@ func TestDriftIsReinstalledOrReleased(t *testing.T) {
 	}
 }
 
-// TestWrongClockRecordIsClamped holds item 6.
+// TestWrongClockRecordIsClamped: a record from a node whose clock ran four
+// years ahead is clamped to start now and expire within max_ttl.
 func TestWrongClockRecordIsClamped(t *testing.T) {
 	dir := t.TempDir()
 	store, _ := state.Open(dir)
@@ -180,7 +180,7 @@ func TestWrongClockRecordIsClamped(t *testing.T) {
 	}
 }
 
-// TestStatusAttributionNeedsTheToken holds item 8: /api/v1/status is open
+// TestStatusAttributionNeedsTheToken: /api/v1/status is open
 // but its attribution needs the webhook's bearer token.
 func TestStatusAttributionNeedsTheToken(t *testing.T) {
 	token := filepath.Join(t.TempDir(), "token")
@@ -219,7 +219,7 @@ func TestStatusAttributionNeedsTheToken(t *testing.T) {
 	}
 }
 
-// TestSocketValidatesLikeTheCLI holds item 11: the socket refuses with 400
+// TestSocketValidatesLikeTheCLI: the socket refuses with 400
 // and the field what `throttle` refuses with exit 2.
 func TestSocketValidatesLikeTheCLI(t *testing.T) {
 	a, _, kern := newTestAgentOn(t, "lo", &fakeKernel{}, nil)
@@ -261,7 +261,7 @@ func TestSocketValidatesLikeTheCLI(t *testing.T) {
 	}
 }
 
-// TestWebhookNeverAsksForRetryOfTheImpossible holds item 12: an alert for an
+// TestWebhookNeverAsksForRetryOfTheImpossible: an alert for an
 // interface this node lacks is answered 2xx and counted refused, never 5xx.
 func TestWebhookNeverAsksForRetryOfTheImpossible(t *testing.T) {
 	token := filepath.Join(t.TempDir(), "token")

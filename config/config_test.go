@@ -143,8 +143,8 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// TestConfigsThatCannotWork holds issue 14 item 10: each file is refused at
-// load, naming the field, so no command touches the kernel with it.
+// TestConfigsThatCannotWork: each file is refused at load, naming the
+// field, so no command touches the kernel with it.
 func TestConfigsThatCannotWork(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"interfaces: [up0, up0]\n", "interfaces[1] \"up0\": listed twice"},

@@ -12,10 +12,9 @@ import (
 	"github.com/egressguard/egressguard/internal/lab"
 )
 
-// TestUnreadableStateFileKeepsProtecting holds issue 14 item 1 on a real
-// kernel: the state file is truncated under a throttle; the restarted agent
-// becomes ready, keeps the file aside, rebuilds the record from the layout
-// and can release it.
+// TestUnreadableStateFileKeepsProtecting, on a real kernel: the state file
+// is truncated under a throttle; the restarted agent becomes ready, keeps
+// the file aside, rebuilds the record from the layout and can release it.
 func TestUnreadableStateFileKeepsProtecting(t *testing.T) {
 	e := newEnv(t, 0, nil)
 	e.startAgent()
@@ -47,7 +46,7 @@ func TestUnreadableStateFileKeepsProtecting(t *testing.T) {
 	}
 }
 
-// TestSecondAgentExitsNamingTheFirst holds item 5: a second agent on the
+// TestSecondAgentExitsNamingTheFirst: a second agent on the
 // same state_dir exits 1 naming the first one's pid, and changes nothing.
 func TestSecondAgentExitsNamingTheFirst(t *testing.T) {
 	e := newEnv(t, 0, nil)
@@ -71,7 +70,7 @@ func TestSecondAgentExitsNamingTheFirst(t *testing.T) {
 	}
 }
 
-// TestOperatorRootIsNeverClobbered holds items 3 and 4 on a real kernel: an
+// TestOperatorRootIsNeverClobbered on a real kernel: an
 // operator replaces our root with a tbf; the agent notices on its next
 // interval (logged, counted), releases its mitigation and leaves the tbf; a
 // throttle then fails with the kernel's refusal instead of reporting success.

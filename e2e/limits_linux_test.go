@@ -25,7 +25,7 @@ import (
 // of an agent without limits.
 const idleConns = 20_000
 
-// TestIdleConnectionsCannotStarveTheAgent holds issue 14 item 7: with 20,000
+// TestIdleConnectionsCannotStarveTheAgent: with 20,000
 // idle keep-alive connections piled on listen, the agent keeps its file
 // descriptors bounded, answers a fresh /healthz, serves the CLI socket and
 // still detects and throttles a flood. The connections are the test's own,

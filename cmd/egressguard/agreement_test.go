@@ -43,7 +43,7 @@ func verdicts(t testing.TB, body []byte) map[string]error {
 	return out
 }
 
-// agreementSeeds are the files issue 14 found accepted by one command and
+// agreementSeeds are files once accepted by one command and
 // refused by another, and files every command accepts.
 var agreementSeeds = []string{
 	"",
@@ -76,7 +76,7 @@ func TestCommandsAgreeOnEveryConfig(t *testing.T) {
 	}
 }
 
-// FuzzCommandsAgree asserts that agreement on any file (issue 14 item 10).
+// FuzzCommandsAgree asserts that agreement on any file.
 func FuzzCommandsAgree(f *testing.F) {
 	for _, s := range agreementSeeds {
 		f.Add([]byte(s))
