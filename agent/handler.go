@@ -49,11 +49,11 @@ func (a *Agent) Handler() (http.Handler, error) {
 }
 
 // ServeListen serves Handler on l until ctx ends, within the HTTP limits
-// of Serve and HTTPMaxConns.
+// of Serve and httpConnLimit connections.
 func (a *Agent) ServeListen(ctx context.Context, l net.Listener) error {
 	h, err := a.Handler()
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, l, h, HTTPMaxConns, a.metrics.evicted.Inc)
+	return Serve(ctx, l, h, httpConnLimit(), a.metrics.evicted.Inc)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -24,8 +25,20 @@ const (
 
 // HTTPMaxConns bounds the connections the agent holds open on listen, so that
 // however many clients connect, the file descriptors the detector needs
-// (captures, /proc, netlink) are never starved.
+// (captures, /proc, netlink) are never starved. Under a low open-file limit
+// the bound is lower still (see httpConnLimit).
 const HTTPMaxConns = 512
+
+// httpConnLimit is HTTPMaxConns, or half the process's open-file limit when
+// that is smaller, so that HTTP can never hold more than half the
+// descriptors whatever the limit the service manager sets.
+func httpConnLimit() int {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<30 {
+		return HTTPMaxConns
+	}
+	return max(1, min(HTTPMaxConns, int(r.Cur/2)))
+}
 
 // Serve serves h on l until ctx ends, with the timeouts above and at most
 // maxConns connections held at once (see connCap). evicted, if not nil,

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -53,5 +54,16 @@ func TestConnCapEvictsTheLongestIdle(t *testing.T) {
 	}
 	if closed < len(idle)-max+1 || evicted.Load() < int64(closed) {
 		t.Fatalf("%d of %d idle connections closed, %d evictions counted; want at least %d closed, each counted", closed, len(idle), evicted.Load(), len(idle)-max+1)
+	}
+}
+
+func TestHTTPConnLimitStaysUnderHalfTheFDLimit(t *testing.T) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		t.Fatal(err)
+	}
+	n := httpConnLimit()
+	if n < 1 || n > HTTPMaxConns || (r.Cur < 1<<30 && uint64(n) > r.Cur/2+1) {
+		t.Fatalf("httpConnLimit() = %d with an open-file limit of %d", n, r.Cur)
 	}
 }
