@@ -2,9 +2,14 @@ package shaper
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/egressguard/egressguard/internal/anonns"
 )
@@ -12,26 +17,49 @@ import (
 // Probe reports which optional qdiscs the kernel has by installing them on
 // a veth in a throwaway network namespace; it fails when htb or u32, which
 // every Plan needs, are missing. The namespace disappears with its last
-// file descriptor.
+// file descriptor. Without CAP_SYS_ADMIN (a container granted only
+// CAP_NET_ADMIN and CAP_NET_RAW, as the DaemonSet is) no namespace can be
+// made, so the probe runs on a veth pair with a random name in the current
+// namespace instead, deleted before Probe returns.
 func Probe(ctx context.Context) (Features, error) {
 	if err := ctx.Err(); err != nil {
 		return Features{}, err
 	}
 	ns, err := anonns.New()
-	if err != nil {
+	if err == nil {
+		defer ns.Close()
+		return probeOn(int(ns), "egsprobe0", "egsprobe1")
+	}
+	if !errors.Is(err, unix.EPERM) {
 		return Features{}, fmt.Errorf("shaper: probe: %w", err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Features{}, fmt.Errorf("shaper: probe: random name: %w", err)
+	}
+	dev := fmt.Sprintf("egsprobe%x", b)
+	return probeOn(0, dev, dev+"p")
+}
+
+// probeOn adds the veth pair dev/peer in the namespace nsFD (0 = current),
+// probes on dev and deletes the pair again.
+func probeOn(nsFD int, dev, peer string) (Features, error) {
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsFD))
+	if nsFD == 0 {
+		h, err = netlink.NewHandle()
+	}
 	if err != nil {
 		return Features{}, fmt.Errorf("shaper: probe: netlink in namespace: %w", err)
 	}
 	defer h.Close()
-	const dev = "egsprobe0"
-	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dev}, PeerName: "egsprobe1"}); err != nil {
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: dev}, PeerName: peer}
+	if err := h.LinkAdd(veth); err != nil {
 		return Features{}, fmt.Errorf("shaper: probe: add veth: %w", err)
 	}
-	s, err := Open(Options{NetNS: int(ns)})
+	// Deleting one end removes both; in a throwaway namespace this is tidy,
+	// in the current one it is required.
+	defer h.LinkDel(veth)
+	s, err := Open(Options{NetNS: nsFD})
 	if err != nil {
 		return Features{}, err
 	}
