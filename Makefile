@@ -2,8 +2,11 @@
 # sudo's secure_path drops the Go toolchain's directory; keep it reachable.
 export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
-# A semver the packages accept: the release, then the commit until there are tags.
-VERSION ?= 0.1.0-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+# The release the DaemonSet's image tag names; VERSION is a semver the packages
+# accept: the release, then the commit until there are tags.
+RELEASE := 0.1.0
+VERSION ?= $(RELEASE)-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+IMAGE   ?= ghcr.io/egressguard/egressguard
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/egressguard
 # The lint's staticcheck; `make tools` installs it into GOBIN (CI: /usr/local/bin).
@@ -14,17 +17,36 @@ STATICCHECK_VERSION := v0.8.2
 # detector (e2e drives binaries built apart, so -race would add nothing there).
 RACE_PKGS := ./agent/... ./alerts/... ./cmd/... ./detect/... ./internal/... ./shaper/...
 
-.PHONY: build test test-unit test-kernel lint tools bench demo package ci-package rules-test clean
+.PHONY: build test test-unit test-kernel lint tools bench demo package ci-package upgrade-test image image-check rules-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/egressguard
 
-# The whole suite: unit tests everywhere, kernel tests too when run as root
-# (they create and remove their own network namespaces), the race detector
-# on the concurrent packages (RACE_PKGS).
-test: build
+# `make demo` and `make test` are the README's two commands. They need root
+# (network namespaces, tc): as another user they re-run themselves through
+# sudo when it is installed. As root they first install the Debian packages
+# they need when missing (or print the apt-get line to run).
+ifneq ($(shell id -u),0)
+demo test:
+	@command -v sudo >/dev/null 2>&1 || { \
+		echo "make $@: needs root and sudo is not installed: run it as root"; \
+		[ "$@" = test ] && echo "(make test-unit runs the tests that need no root)"; exit 1; }
+	sudo env "PATH=$$PATH" $(MAKE) $@
+else
+# The whole suite: unit tests everywhere, kernel tests too (they create and
+# remove their own network namespaces), the race detector on the concurrent
+# packages (RACE_PKGS).
+test:
+	@scripts/deps.sh test
+	$(MAKE) build
 	$(GO) vet ./...
 	$(go-test)
+
+demo:
+	@scripts/deps.sh demo
+	$(MAKE) build
+	bash scripts/demo.sh
+endif
 
 # Every package, then RACE_PKGS again with -race.
 define go-test
@@ -70,8 +92,21 @@ package:
 ci-package:
 	packaging/ci-check.sh $(VERSION)
 
-demo: build
-	bash scripts/demo.sh
+# The OCI image (FROM scratch, the static binary only) into
+# dist/egressguard-image.tar, built by buildah without a daemon.
+image:
+	@scripts/deps.sh image
+	IMAGE=$(IMAGE) packaging/image.sh $(VERSION) $(RELEASE)
+
+# Runs the image with podman in a lab namespace: doctor, throttle, release (root).
+image-check: image
+	packaging/image-check.sh dist/egressguard-image.tar
+
+# Installs the package built from PREVIOUS (a commit), edits its config, starts
+# a throttle, upgrades to this tree's package and checks what survived (root).
+PREVIOUS ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo HEAD~1)
+upgrade-test:
+	packaging/upgrade-test.sh $(PREVIOUS)
 
 clean:
 	rm -rf bin dist

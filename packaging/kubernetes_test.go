@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -212,4 +213,39 @@ func checkProbe(t *testing.T, name string, p *corev1.Probe, path string) {
 	if p.HTTPGet.Path != path || p.HTTPGet.Port.IntValue() != httpPort {
 		t.Errorf("%s probe: GET %s on %s, want %s on %d", name, p.HTTPGet.Path, p.HTTPGet.Port.String(), path, httpPort)
 	}
+}
+
+// TestDaemonSetImageIsTheBuiltOne holds the DaemonSet to the image `make
+// image` builds: the Makefile's IMAGE at its RELEASE tag.
+func TestDaemonSetImageIsTheBuiltOne(t *testing.T) {
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := makeVar(t, string(mk), "RELEASE")
+	image := makeVar(t, string(mk), "IMAGE")
+	ds := manifests(t)["DaemonSet"].(*appsv1.DaemonSet)
+	if got, want := ds.Spec.Template.Spec.Containers[0].Image, image+":"+release; got != want {
+		t.Errorf("DaemonSet image %q, want %q (make image builds it)", got, want)
+	}
+}
+
+// makeVar returns the value of a simple `NAME := value` or `NAME ?= value`
+// line of a Makefile.
+func makeVar(t *testing.T, mk, name string) string {
+	t.Helper()
+	for line := range strings.Lines(mk) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok {
+			continue
+		}
+		rest = strings.TrimSpace(rest)
+		for _, op := range []string{":=", "?=", "="} {
+			if v, ok := strings.CutPrefix(rest, op); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	t.Fatalf("Makefile sets no %s", name)
+	return ""
 }
