@@ -44,7 +44,7 @@ rpm_files=$(rpm -qpl "$rpm")
 echo "$rpm_files"
 for f in /usr/bin/egressguard /usr/lib/systemd/system/egressguard.service \
 	/etc/egressguard/config.yaml /usr/share/egressguard/examples/prometheus.yml \
-	/usr/share/egressguard/examples/alertmanager.yml; do
+	/usr/share/egressguard/examples/alertmanager.yml /usr/share/egressguard/dashboards/egressguard.json; do
 	echo "$rpm_files" | grep -qx "$f" || fail "rpm lacks $f"
 done
 echo "$rpm_files" | grep -q '^/usr/share/egressguard/rules/.*\.rules\.yml$' || fail "rpm has no rules"
@@ -74,7 +74,8 @@ installed=$(dpkg -L egressguard)
 for f in /usr/bin/egressguard /usr/lib/systemd/system/egressguard.service \
 	/etc/egressguard/config.yaml /usr/share/doc/egressguard/copyright \
 	/usr/share/doc/egressguard/changelog.Debian.gz /usr/share/lintian/overrides/egressguard \
-	/usr/share/egressguard/examples/prometheus.yml /usr/share/egressguard/examples/alertmanager.yml; do
+	/usr/share/egressguard/examples/prometheus.yml /usr/share/egressguard/examples/alertmanager.yml \
+	/usr/share/egressguard/dashboards/egressguard.json; do
 	echo "$installed" | grep -qx "$f" || fail "dpkg -L lacks $f"
 	[ -e "$f" ] || fail "$f not on disk"
 done

@@ -92,3 +92,29 @@ func TestAmtoolCheckConfig(t *testing.T) {
 		t.Errorf("amtool check-config: no SUCCESS in\n%s", out)
 	}
 }
+
+// TestPromtoolDashboardQueries checks every PromQL expression of the Grafana
+// dashboard with promtool: each becomes a recording rule of a throwaway rule
+// file, so promtool's parser sees exactly what Prometheus would evaluate
+// (the dashboard's variables expanded).
+func TestPromtoolDashboardQueries(t *testing.T) {
+	promtool := tool(t, "promtool", "prometheus")
+	qs, err := DashboardQueries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, q := range qs {
+		fmt.Fprintf(&b, "      # %s\n      - record: dashboard:query%d\n        expr: %q\n", q.Panel, i, q.Expand())
+	}
+	path := filepath.Join(t.TempDir(), "dashboard.rules.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, promtool, "check", "rules", path)
+	if want := fmt.Sprintf("SUCCESS: %d rules found", len(qs)); !strings.Contains(out, want) {
+		t.Errorf("promtool check rules: want %q in\n%s", want, out)
+	}
+	t.Logf("%d dashboard queries: %s", len(qs), strings.TrimSpace(out))
+}

@@ -14,6 +14,14 @@ import (
 //go:embed *.rules.yml
 var embedded embed.FS
 
+//go:embed dashboards/egressguard.json
+var dashboard []byte
+
+// Dashboard returns the Grafana dashboard (JSON) over the agent's metrics,
+// shipped as /usr/share/egressguard/dashboards/egressguard.json. The slice
+// is a fresh copy.
+func Dashboard() []byte { return bytes.Clone(dashboard) }
+
 // Files returns the embedded rule files, file name → content. The map and the
 // slices are fresh copies on every call.
 func Files() map[string][]byte {

@@ -50,6 +50,7 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{"plan bad rate", []string{"plan", "--interface", "eth0", "--rate", "1000"}, `--rate "1000"`},
 		{"stray argument", []string{"status", "now"}, `unexpected argument "now"`},
 		{"unknown command", []string{"thrtotle"}, `unknown command`},
+		{"dashboard with out", []string{"rules", "--dashboard", "--out", "/tmp/x"}, `--dashboard: prints to stdout`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, append([]string{"--config", cfg}, tc.args...)...)
@@ -90,5 +91,19 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "egressguard ") {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestRulesDashboardPrintsTheShippedJSON(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "rules", "--dashboard")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	shipped, err := os.ReadFile("../../rules/dashboards/egressguard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout != string(shipped) {
+		t.Error("rules --dashboard does not print rules/dashboards/egressguard.json")
 	}
 }
