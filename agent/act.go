@@ -87,7 +87,7 @@ func (a *Agent) act(ctx context.Context, d policy.Decision, force bool) error {
 func (a *Agent) refreshActive() {
 	a.metrics.active.Reset()
 	for _, m := range a.engine.Mitigations() {
-		a.metrics.active.WithLabelValues(m.Interface, string(m.Reason)).Set(1)
+		a.metrics.active.WithLabelValues(m.Interface, string(m.Reason), string(m.Scope)).Set(1)
 		a.metrics.expiry.WithLabelValues(m.Interface).Set(float64(m.Expires.Unix()))
 	}
 }

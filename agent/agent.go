@@ -100,15 +100,15 @@ func New(d Deps) (*Agent, error) {
 		d.Now = time.Now
 	}
 	a := &Agent{
-		deps:    d,
-		log:     d.Log,
-		now:     d.Now,
-		metrics: newMetrics(d.Version),
-		drops:   map[string]uint64{},
-		last:    map[string]InterfaceView{},
+		deps:  d,
+		log:   d.Log,
+		now:   d.Now,
+		drops: map[string]uint64{},
+		last:  map[string]InterfaceView{},
 		ctl: &control.Controller{Store: store, Kernel: d.Kernel, Features: d.Features, Now: d.Now, Log: d.Log,
 			RecoverTTL: time.Duration(d.Config.Throttle.TTL)},
 	}
+	a.metrics = newMetrics(d.Version, kernelCollector{a})
 	if err := a.configure(d.Config); err != nil {
 		return nil, err
 	}

@@ -16,9 +16,14 @@ import (
 )
 
 // fakeCapture returns whatever the test put in next.
-type fakeCapture struct{ next detect.Counts }
+type fakeCapture struct {
+	next    detect.Counts
+	dropped uint64
+}
 
 func (c *fakeCapture) Collect() detect.Counts { return c.next }
+
+func (c *fakeCapture) Dropped() uint64 { return c.dropped }
 
 type noTx struct{}
 

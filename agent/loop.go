@@ -98,8 +98,6 @@ func (a *Agent) addOffered(ctx context.Context, iface string, c *detect.Counts) 
 	if err != nil || !inst.Ours {
 		return 0
 	}
-	a.metrics.throttledB.WithLabelValues(iface).Set(float64(inst.ThrottledStats.Bytes))
-	a.metrics.throttledD.WithLabelValues(iface).Set(float64(inst.ThrottledStats.Drops))
 	prev, seen := a.drops[iface]
 	a.drops[iface] = inst.ThrottledStats.Drops
 	if !seen || inst.ThrottledStats.Drops < prev {

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -10,43 +12,38 @@ import (
 // metrics are the agent's Prometheus series (STYLE: egressguard_ prefix,
 // base units, bounded labels: never an address or a port).
 type metrics struct {
-	reg          *prometheus.Registry
-	txBytes      *prometheus.GaugeVec
-	txPackets    *prometheus.GaugeVec
-	synOut       *prometheus.GaugeVec
-	synAckIn     *prometheus.GaugeVec
-	fanOut       *prometheus.GaugeVec
-	verdict      *prometheus.GaugeVec
-	active       *prometheus.GaugeVec
-	expiry       *prometheus.GaugeVec
-	throttledB   *prometheus.GaugeVec
-	throttledD   *prometheus.GaugeVec
-	actions      *prometheus.CounterVec
-	refused      *prometheus.CounterVec
-	drift        *prometheus.CounterVec
-	evicted      prometheus.Counter
-	evidence     prometheus.Counter
-	captureDrops *prometheus.GaugeVec
+	reg       *prometheus.Registry
+	txBytes   *prometheus.GaugeVec
+	txPackets *prometheus.GaugeVec
+	synOut    *prometheus.GaugeVec
+	synAckIn  *prometheus.GaugeVec
+	fanOut    *prometheus.GaugeVec
+	verdict   *prometheus.GaugeVec
+	active    *prometheus.GaugeVec
+	expiry    *prometheus.GaugeVec
+	actions   *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+	drift     *prometheus.CounterVec
+	evicted   prometheus.Counter
+	evidence  prometheus.Counter
 }
 
 var verdictStates = []string{"clean", "attention", "flood"}
 
-func newMetrics(version string) *metrics {
+func newMetrics(version string, kernel prometheus.Collector) *metrics {
 	g := func(name, help string, labels ...string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_" + name, Help: help}, labels)
 	}
 	m := &metrics{
-		reg:        prometheus.NewRegistry(),
-		txBytes:    g("interface_transmit_bytes_per_second", "Transmit rate of a watched interface.", "interface"),
-		txPackets:  g("interface_transmit_packets_per_second", "Transmit packet rate of a watched interface.", "interface"),
-		synOut:     g("interface_syn_out_per_second", "Outbound TCP SYN rate (offered, including what the throttle dropped).", "interface"),
-		synAckIn:   g("interface_synack_in_per_second", "Inbound TCP SYN-ACK rate.", "interface"),
-		fanOut:     g("interface_destinations", "Distinct destination addresses in the last interval (estimate).", "interface"),
-		verdict:    g("interface_verdict", "1 for the detector's current state of the interface.", "interface", "state"),
-		active:     g("mitigations_active", "Mitigations in force, by interface and reason.", "interface", "reason"),
-		expiry:     g("mitigation_expiry_timestamp_seconds", "When the mitigation on the interface expires unless renewed.", "interface"),
-		throttledB: g("throttled_sent_bytes", "Bytes the throttled class sent since it was installed.", "interface"),
-		throttledD: g("throttled_dropped_packets", "Packets the throttled class dropped since it was installed.", "interface"),
+		reg:       prometheus.NewRegistry(),
+		txBytes:   g("interface_transmit_bytes_per_second", "Transmit rate of a watched interface.", "interface"),
+		txPackets: g("interface_transmit_packets_per_second", "Transmit packet rate of a watched interface.", "interface"),
+		synOut:    g("interface_syn_out_per_second", "Outbound TCP SYN rate (offered, including what the throttle dropped).", "interface"),
+		synAckIn:  g("interface_synack_in_per_second", "Inbound TCP SYN-ACK rate.", "interface"),
+		fanOut:    g("interface_destinations", "Distinct destination addresses in the last interval (estimate).", "interface"),
+		verdict:   g("interface_verdict", "1 for the detector's current state of the interface.", "interface", "state"),
+		active:    g("mitigations_active", "Mitigations in force, by interface, reason and scope (node, source).", "interface", "reason", "scope"),
+		expiry:    g("mitigation_expiry_timestamp_seconds", "When the mitigation on the interface expires unless renewed.", "interface"),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressguard_actions_total", Help: "Kernel actions taken, by action (throttle, update, release) and reason.",
 		}, []string{"action", "reason"}),
@@ -64,12 +61,11 @@ func newMetrics(version string) *metrics {
 		evidence: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "egressguard_evidence_bundles_written_total", Help: "Evidence bundles written under the state directory.",
 		}),
-		captureDrops: g("capture_ring_dropped_packets", "Frames the capture ring dropped since start (sampling adapts to keep this low).", "interface"),
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
-	m.reg.MustRegister(m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
-		m.throttledB, m.throttledD, m.actions, m.refused, m.drift, m.evicted, m.evidence, m.captureDrops, info,
+	m.reg.MustRegister(kernel, m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
+		m.actions, m.refused, m.drift, m.evicted, m.evidence, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "error"} {
 		m.refused.WithLabelValues(r)
@@ -86,4 +82,66 @@ func (m *metrics) setVerdict(iface, state string) {
 		}
 		m.verdict.WithLabelValues(iface, s).Set(v)
 	}
+}
+
+// Series read at scrape time from what the kernel and the capture count.
+var (
+	throttledBytesDesc = prometheus.NewDesc("egressguard_throttled_sent_bytes_total",
+		"Bytes the throttled class sent since the mitigation was installed (the shaper's class statistics).", []string{"interface"}, nil)
+	throttledPacketsDesc = prometheus.NewDesc("egressguard_throttled_sent_packets_total",
+		"Packets the throttled class sent since the mitigation was installed.", []string{"interface"}, nil)
+	throttledDropsDesc = prometheus.NewDesc("egressguard_throttled_dropped_packets_total",
+		"Packets the throttled class dropped since the mitigation was installed.", []string{"interface"}, nil)
+	captureDropsDesc = prometheus.NewDesc("egressguard_capture_dropped_packets_total",
+		"Frames that passed the capture's kernel filter but found its ring full, since the agent started (sampling adapts to keep this low).", []string{"interface"}, nil)
+	budgetLeftDesc = prometheus.NewDesc("egressguard_action_budget_remaining",
+		"Throttles or updates throttle.max_actions_per_hour still allows in the current sliding hour.", nil, nil)
+)
+
+// kernelScrapeTimeout bounds the netlink reads of one scrape.
+const kernelScrapeTimeout = 2 * time.Second
+
+// DropCounter is a capture that counts the frames its ring dropped.
+type DropCounter interface {
+	Dropped() uint64
+}
+
+// kernelCollector builds, at scrape time, the counters the kernel keeps, the
+// way node_exporter's qdisc collector does: the throttled class's statistics
+// through the shaper's Inspect (whatever layout it installed), each capture's
+// ring drops, and the action budget left. Nothing is stored between
+// scrapes, so an interface without a mitigation has no throttled series
+// rather than a stale or never-set one. A class that is reinstalled starts
+// from zero, which Prometheus's rate() treats as a counter reset.
+type kernelCollector struct{ a *Agent }
+
+// Describe implements prometheus.Collector.
+func (kernelCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{throttledBytesDesc, throttledPacketsDesc, throttledDropsDesc, captureDropsDesc, budgetLeftDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c kernelCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), kernelScrapeTimeout)
+	defer cancel()
+	d := c.a.deps
+	for _, iface := range d.Interfaces {
+		if dc, ok := d.Captures[iface].(DropCounter); ok {
+			ch <- prometheus.MustNewConstMetric(captureDropsDesc, prometheus.CounterValue, float64(dc.Dropped()), iface)
+		}
+		inst, err := d.Kernel.Inspect(ctx, iface)
+		if err != nil || !inst.Ours {
+			continue
+		}
+		st := inst.ThrottledStats
+		ch <- prometheus.MustNewConstMetric(throttledBytesDesc, prometheus.CounterValue, float64(st.Bytes), iface)
+		ch <- prometheus.MustNewConstMetric(throttledPacketsDesc, prometheus.CounterValue, float64(st.Packets), iface)
+		ch <- prometheus.MustNewConstMetric(throttledDropsDesc, prometheus.CounterValue, float64(st.Drops), iface)
+	}
+	c.a.mu.Lock()
+	left := c.a.engine.BudgetLeft(c.a.now())
+	c.a.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(budgetLeftDesc, prometheus.GaugeValue, float64(left))
 }

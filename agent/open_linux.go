@@ -87,7 +87,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 				o.Log.Error("capture stopped", "interface", name, "err", err)
 			}
 		}()
-		caps[name] = w
+		caps[name] = watcherCapture{w}
 		watchers[name] = w
 	}
 	ev, err := evidence.NewWriter(evidence.Options{
@@ -110,6 +110,13 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	o.Log.Info("agent watching", "interfaces", ifaces, "mode", cfg.Mode, "sfq", feats.SFQ, "node", o.Node)
 	return a, closeAll, nil
 }
+
+// watcherCapture is a synwatch capture that also reports its ring drops to
+// the metrics.
+type watcherCapture struct{ *synwatch.Watcher }
+
+// Dropped implements DropCounter.
+func (w watcherCapture) Dropped() uint64 { return w.Stats().Dropped }
 
 // nicstatReader adapts nicstat to TxReader.
 type nicstatReader struct{ r *nicstat.Reader }

@@ -396,6 +396,20 @@ func (e *Engine) apply(now time.Time, iface string, c claim, ttl time.Duration) 
 	return d
 }
 
+// BudgetLeft returns how many more throttles or updates the action budget
+// (throttle.max_actions_per_hour over a sliding hour) allows at now; never
+// negative (manual requests may overdraw it).
+func (e *Engine) BudgetLeft(now time.Time) int {
+	cut := now.Add(-budgetWindow)
+	used := 0
+	for _, t := range e.actions {
+		if t.After(cut) {
+			used++
+		}
+	}
+	return max(e.cfg.MaxActionsPerHour-used, 0)
+}
+
 // mayAct returns why a new throttle or update may not happen now, if it may not.
 func (e *Engine) mayAct(now time.Time, r Reason) (Refusal, string) {
 	if e.cfg.paused() {

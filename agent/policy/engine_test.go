@@ -594,3 +594,29 @@ func TestRestoreInterfaceUndoesOneRefusedDecision(t *testing.T) {
 		t.Fatalf("the budget spent on the refused throttle was not given back: %s %s", d.Action, d.Detail)
 	}
 }
+
+func TestBudgetLeft(t *testing.T) {
+	cfg := baseConfig()
+	cfg.MaxActionsPerHour = 2
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		obs  []Observation
+		want int
+	}{
+		{0, nil, 2},
+		{0, []Observation{flood("eth0", srcA)}, 1},
+		{time.Second, []Observation{flood("eth1", srcB)}, 0},
+		{2 * time.Second, []Observation{flood("eth2", srcC)}, 0}, // refused: never below 0
+		{time.Hour, nil, 1}, // the first action left the window
+		{time.Hour + time.Second, nil, 2},
+	} {
+		e.Step(t0.Add(tt.at), tt.obs)
+		if got := e.BudgetLeft(t0.Add(tt.at)); got != tt.want {
+			t.Errorf("at %s: BudgetLeft = %d, want %d", tt.at, got, tt.want)
+		}
+	}
+}
