@@ -54,7 +54,7 @@ func alertNames(t *testing.T, files map[string][]byte) map[string]map[string]str
 
 func TestFilesHoldTheContractAlerts(t *testing.T) {
 	files := Files()
-	for _, want := range []string{"egressguard.rules.yml", "node-egress.rules.yml"} {
+	for _, want := range []string{"egressguard.rules.yml", "node-egress.rules.yml", "fleet.rules.yml"} {
 		if len(files[want]) == 0 {
 			t.Errorf("Files()[%q] is empty", want)
 		}
@@ -64,6 +64,7 @@ func TestFilesHoldTheContractAlerts(t *testing.T) {
 		"EgressguardFloodSourceDetected", "EgressguardThrottleRequested", "EgressguardMitigationActive",
 		"EgressguardMitigationStuck", "EgressguardActionBudgetExhausted", "EgressguardAgentDown",
 		"NodeEgressSaturation", "NodeEgressHighRateSpeedUnknown",
+		"EgressguardFleetFlood", "EgressguardAgentDownWhileEgressJumps", "EgressguardMitigationFlapping",
 	} {
 		if _, ok := alerts[want]; !ok {
 			t.Errorf("alert %s missing from the rule files", want)
