@@ -44,6 +44,11 @@ type Options struct {
 // the captures and netlink sockets; mitigations stay.
 func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	cfg := o.Config
+	// Before anything touches the kernel: a token others can read or write
+	// would let any local user order throttles.
+	if err := CheckWebhookToken(cfg.Webhook.TokenFile, o.Log); err != nil {
+		return nil, nil, err
+	}
 	ifaces, err := doctor.Watched(cfg.Interfaces)
 	if err != nil {
 		return nil, nil, err

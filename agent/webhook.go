@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/egressguard/egressguard/agent/policy"
@@ -17,16 +17,40 @@ import (
 )
 
 // webhookToken reads the token file on every request so a rotated token
-// takes effect; a missing file refuses every request.
+// takes effect; a missing, empty or unsafe file (alerts.ReadTokenFile)
+// refuses every request.
 func (a *Agent) webhookToken() []byte {
 	a.mu.Lock()
 	path := a.cfg.Webhook.TokenFile
 	a.mu.Unlock()
-	b, err := os.ReadFile(path)
+	tok, err := alerts.ReadTokenFile(path)
 	if err != nil {
 		return nil
 	}
-	return b
+	return tok
+}
+
+// CheckWebhookToken is the start-up check of webhook.token_file: it logs
+// whether the webhook is enabled and returns an error, naming the file and
+// its mode, when the file is group- or world-writable or world-readable, so
+// that the agent refuses to start with a token any local user could read or
+// set. A missing or empty file only disables the webhook.
+func CheckWebhookToken(path string, log *slog.Logger) error {
+	if path == "" {
+		log.Warn("webhook disabled: webhook.token_file is empty; every webhook request is refused")
+		return nil
+	}
+	_, err := alerts.ReadTokenFile(path)
+	switch {
+	case err == nil:
+		log.Info("webhook enabled", "token_file", path)
+		return nil
+	case errors.Is(err, alerts.ErrNoToken):
+		log.Warn("webhook disabled: every webhook request is refused", "token_file", path, "reason", err.Error())
+		return nil
+	default:
+		return fmt.Errorf("agent: refusing to start: %w", err)
+	}
 }
 
 // webhookSink turns Alertmanager requests into policy requests owned by the

@@ -19,6 +19,9 @@ type Options struct {
 	// Probe reports the optional leaf qdiscs (sch_sfq, fq_codel); the CLI
 	// passes shaper.Probe. Nil reports them as not probed.
 	Probe func(ctx context.Context) (shaper.Features, error)
+	// WebhookTokenFile is webhook.token_file, checked as the agent checks it
+	// at start.
+	WebhookTokenFile string
 }
 
 // procRoot is where the process status and sysctls are read from.
@@ -55,6 +58,7 @@ func Run(ctx context.Context, opts Options) Report {
 	}
 
 	add(sysctlChecks(readSysctl(procRoot))...)
+	add(webhookTokenCheck(opts.WebhookTokenFile))
 	return r
 }
 

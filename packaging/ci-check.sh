@@ -86,8 +86,9 @@ echo "$conffiles" | grep -q '^ /etc/egressguard/config.yaml [0-9a-f]*$' || fail 
 grep -q '^mode: observe$' /etc/egressguard/config.yaml || fail "packaged mode is not observe"
 token=/etc/egressguard/webhook.token
 if [ -f "$token" ]; then
-	mode=$(stat -c '%a %U' "$token")
-	[ "$mode" = "600 root" ] || fail "token is $mode, want 600 root"
+	mode=$(stat -c '%a %U %G' "$token")
+	echo "token: $mode"
+	[ "$mode" = "640 root egressguard-webhook" ] || fail "token is $mode, want 640 root egressguard-webhook"
 	grep -Eq '^[0-9a-f]{64}$' "$token" || fail "token is not 64 hex digits"
 else
 	fail "postinst did not create $token"

@@ -24,9 +24,16 @@ cat >"$work/bin/systemctl" <<FAKE
 echo "\$*" >>"$work/systemctl.log"
 FAKE
 chmod 0755 "$work/bin/systemctl"
+# The user and group databases come along: the postinst adds a group.
+mkdir -p "$work/etc"
+for f in passwd group shadow gshadow login.defs nsswitch.conf; do
+	[ -e "/etc/$f" ] && cp -p "/etc/$f" "$work/etc/"
+done
 mount -t tmpfs egp-etc /etc
+cp -p "$work"/etc/* /etc/
 mount -t tmpfs egp-run /run
-PATH=$work/bin:/usr/bin:/bin
+# dpkg and rpm run maintainer scripts with the sbin directories on PATH.
+PATH=$work/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
 failed=0
@@ -51,11 +58,23 @@ token=/etc/egressguard/webhook.token
 # Without systemd as PID 1 (containers, CI): nothing is called.
 step postinstall.sh configure ""
 expect_calls "" "postinst without systemd"
-[ "$(stat -c %a "$token")" = 600 ] || fail "token mode $(stat -c %a "$token"), want 600"
+getent group egressguard-webhook >/dev/null || fail "postinst did not create group egressguard-webhook"
+[ "$(stat -c '%a %U %G' "$token")" = "640 root egressguard-webhook" ] ||
+	fail "token is $(stat -c '%a %U %G' "$token"), want 640 root egressguard-webhook"
 grep -Eq '^[0-9a-f]{64}$' "$token" || fail "token is not 64 hex digits"
 first=$(cat "$token")
 step postinstall.sh configure 0.0.9
 [ "$(cat "$token")" = "$first" ] || fail "postinst replaced an existing token"
+# An upgrade from a release whose token was root-only shares it with the group;
+# a mode the admin chose stays.
+chgrp root "$token" && chmod 0600 "$token"
+step postinstall.sh configure 0.0.9
+[ "$(stat -c '%a %G' "$token")" = "640 egressguard-webhook" ] ||
+	fail "upgrade left the old root-only token at $(stat -c '%a %G' "$token")"
+chmod 0400 "$token"
+step postinstall.sh configure 0.0.9
+[ "$(stat -c '%a' "$token")" = 400 ] || fail "upgrade changed the admin's token mode 0400"
+chmod 0640 "$token"
 
 mkdir -p /run/systemd/system /run/egressguard
 step postinstall.sh configure ""

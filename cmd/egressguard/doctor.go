@@ -21,7 +21,7 @@ func newDoctorCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r := doctor.Run(cmd.Context(), doctor.Options{Interfaces: cfg.Interfaces, Probe: shaper.Probe})
+			r := doctor.Run(cmd.Context(), doctor.Options{Interfaces: cfg.Interfaces, Probe: shaper.Probe, WebhookTokenFile: cfg.Webhook.TokenFile})
 			if asJSON {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
