@@ -63,10 +63,14 @@ else
 fi
 
 section "install"
+had_group=no
+getent group egressguard-webhook >/dev/null && had_group=yes
 dpkg -i "$deb"
 purged=no
 cleanup() {
 	[ "$purged" = yes ] || dpkg --purge egressguard >/dev/null 2>&1 || true
+	# Removal keeps the system group (Debian practice); a check run does not.
+	[ "$had_group" = yes ] || groupdel egressguard-webhook 2>/dev/null || true
 }
 trap cleanup EXIT
 
@@ -135,6 +139,7 @@ done
 if [ -d /var/lib/egressguard ]; then
 	echo "kept by design: /var/lib/egressguard (state and evidence)"
 fi
+getent group egressguard-webhook >/dev/null && echo "kept by design: group egressguard-webhook"
 
 if [ "$failed" = 0 ]; then
 	section "ci-check: ok"
