@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/egressguard/egressguard/agent/policy"
 )
 
 // metrics are the agent's Prometheus series (STYLE: egressguard_ prefix,
@@ -69,6 +71,13 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "error"} {
 		m.refused.WithLabelValues(r)
+	}
+	// Every action counter exists from the start at 0, so that increase() sees
+	// the first throttle (a series born at 1 shows no increase).
+	for _, act := range []policy.Action{policy.ActionThrottle, policy.ActionUpdate, policy.ActionRelease} {
+		for _, r := range []policy.Reason{policy.ReasonDetector, policy.ReasonWebhook, policy.ReasonManual} {
+			m.actions.WithLabelValues(string(act), string(r))
+		}
 	}
 	return m
 }

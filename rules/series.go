@@ -18,9 +18,14 @@ type Query struct {
 
 // Expand returns q's expression with the dashboard's variables replaced by
 // values Prometheus accepts: every node ($instance) and a 1m rate window
-// ($__rate_interval), so promtool and the Prometheus API can evaluate it.
-func (q Query) Expand() string {
-	return strings.NewReplacer("$instance", ".+", "$__rate_interval", "1m").Replace(q.Expr)
+// ($__rate_interval, what Grafana picks for a 15s scrape interval), so
+// promtool and the Prometheus API can evaluate it.
+func (q Query) Expand() string { return q.ExpandRate("1m") }
+
+// ExpandRate is Expand with the rate window given, a PromQL duration such as
+// 10s; Grafana's $__rate_interval is at least four scrape intervals.
+func (q Query) ExpandRate(window string) string {
+	return strings.NewReplacer("$instance", ".+", "$__rate_interval", window).Replace(q.Expr)
 }
 
 // DashboardQueries returns every PromQL expression of the Grafana dashboard,
