@@ -73,6 +73,12 @@ func TestDashboardDuringFlood(t *testing.T) {
 		return lp.get("http://"+loopPrometheusAddr+"/-/ready", nil) == nil
 	})
 
+	// Scraped before the flood, so the counters' first samples are the zeros
+	// the throttle then raises.
+	lp.waitUntil("Prometheus scraping the agent", 100*time.Millisecond, func() bool {
+		res, err := lp.promQuery(`up{job="egressguard"} == 1`)
+		return err == nil && len(res) == 1
+	})
 	lp.start(tools.Synflood, "-duration", "90s")
 	lp.waitUntil("the detector's throttle", 100*time.Millisecond, func() bool {
 		_, ok := lp.mitigation()
