@@ -2,7 +2,9 @@
 # Runs the egressguard image the way the DaemonSet does (host network, only
 # NET_ADMIN and NET_RAW) inside a throwaway network namespace, and checks it
 # with the host's own tc: doctor --json reports, a throttle installs our HTB
-# layout, the release removes it.
+# layout, the release removes it; then the agent runs detached as the
+# DaemonSet runs it (read-only root, config and token read-only) and answers
+# /readyz and /metrics.
 #
 #   packaging/image-check.sh [dist/egressguard-image.tar]
 #
@@ -50,10 +52,12 @@ ip -n "$ns" route add default via 198.18.0.2 dev up0
 # podman's defaults exceed the hard limits of a CI container.
 lim=$(ulimit -Hn)
 [ "$lim" = unlimited ] && lim=1048576
-run() {
+pm() {
 	podman --root "$work/root" --runroot "$work/run" --storage-driver vfs \
-		--cgroup-manager cgroupfs --events-backend file \
-		run --rm --cgroups=disabled --network "ns:/run/netns/$ns" \
+		--cgroup-manager cgroupfs --events-backend file "$@"
+}
+run() {
+	pm run --rm --cgroups=disabled --network "ns:/run/netns/$ns" \
 		--cap-drop ALL --cap-add NET_ADMIN,NET_RAW \
 		--ulimit "nofile=$lim:$lim" --ulimit nproc=4096:4096 \
 		--tmpfs /var/lib/egressguard --tmpfs /run/egressguard \
@@ -91,6 +95,44 @@ echo "== podman run ... unthrottle, then tc"
 run unthrottle --interface up0 || fail "unthrottle exited $?"
 tc -n "$ns" qdisc show dev up0
 if tc -n "$ns" qdisc show dev up0 | grep -q 'htb e9:'; then fail "htb still installed after unthrottle"; fi
+
+echo "== podman run -d ... (the DaemonSet's command: run --config /etc/egressguard/config.yaml)"
+# The DaemonSet's way: config and token read-only, state and socket writable.
+mkdir -p "$work/etc"
+cat >"$work/etc/config.yaml" <<CONFIG
+mode: observe
+node_name: image-check
+interfaces: [up0]
+listen: 127.0.0.1:9466
+CONFIG
+od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$work/etc/webhook.token"
+chmod 0400 "$work/etc/webhook.token"
+pm run -d --name "$ns" --cgroups=disabled --network "ns:/run/netns/$ns" \
+	--cap-drop ALL --cap-add NET_ADMIN,NET_RAW --read-only \
+	--ulimit "nofile=$lim:$lim" --ulimit nproc=4096:4096 \
+	-v "$work/etc:/etc/egressguard:ro" --tmpfs /var/lib/egressguard --tmpfs /run/egressguard \
+	"oci-archive:$archive" run --config /etc/egressguard/config.yaml >/dev/null
+get() {
+	ip netns exec "$ns" python3 -c '
+import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:9466" + sys.argv[1], timeout=2).read().decode())
+' "$1" 2>/dev/null
+}
+ready=no
+for _ in $(seq 1 50); do
+	if get /readyz >/dev/null; then ready=yes && break; fi
+	sleep 0.2
+done
+if [ "$ready" = yes ]; then
+	echo "/readyz: $(get /readyz)"
+	get /metrics | grep -E '^egressguard_(build_info|interface_verdict\{.*state="clean"|action_budget_remaining)' ||
+		fail "agent in the image: /metrics lacks the expected series"
+else
+	fail "agent in the image never became ready"
+fi
+pm logs "$ns" 2>&1 | head -n 8
+pm stop -t 10 "$ns" >/dev/null || fail "podman stop"
+pm rm "$ns" >/dev/null || true
 
 [ "$failed" = 0 ] && echo "== image-check: ok" || echo "== image-check: FAILED"
 exit "$failed"
