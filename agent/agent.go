@@ -142,6 +142,9 @@ func (a *Agent) configure(cfg config.Config) error {
 // Reload validates and applies a new config; on error the old one stays.
 // Interfaces, listen address and socket take effect at the next start.
 func (a *Agent) Reload(cfg config.Config) error {
+	if err := CheckWebhookToken(cfg.Webhook.TokenFile, a.log); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.configure(cfg); err != nil {

@@ -45,3 +45,24 @@ func TestCheckWebhookToken(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadRefusesAnUnsafeToken: a SIGHUP with a world-readable token keeps
+// the old config, as any refused reload does.
+func TestReloadRefusesAnUnsafeToken(t *testing.T) {
+	a, _, _ := newTestAgent(t, nil)
+	cfg := a.cfg
+	cfg.Webhook.TokenFile = filepath.Join(t.TempDir(), "webhook.token")
+	if err := os.WriteFile(cfg.Webhook.TokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cfg.Webhook.TokenFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := a.cfg.Webhook.TokenFile
+	if err := a.Reload(cfg); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+		t.Fatalf("Reload with a 0644 token: %v, want a refusal naming the mode", err)
+	}
+	if a.cfg.Webhook.TokenFile != old {
+		t.Errorf("token_file %q after a refused reload, want the old %q", a.cfg.Webhook.TokenFile, old)
+	}
+}

@@ -31,7 +31,10 @@ if [ -e /var/lib/egressguard ] || [ -e /etc/egressguard ]; then
 	echo "upgrade-test: /var/lib/egressguard or /etc/egressguard exists; refusing to change it" >&2
 	exit 2
 fi
-old_commit=$(git rev-parse --short "$previous^{commit}")
+if ! old_commit=$(git rev-parse --short --verify --quiet "$previous^{commit}"); then
+	echo "upgrade-test: PREVIOUS \"$previous\": not a commit here (a shallow clone? fetch more history)" >&2
+	exit 2
+fi
 # Package versions that sort old < new for dpkg and rpm alike; the commits
 # are what differ.
 old_version=0.0.1
