@@ -3,8 +3,7 @@ package synwatch
 import (
 	"net/netip"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
+	"github.com/egressguard/egressguard/detect/packet"
 )
 
 // kind is what one captured packet counts as.
@@ -42,27 +41,16 @@ func newPortSet(ports []uint16) *portSet {
 
 func (s *portSet) has(p uint16) bool { return s[p/64]&(1<<(p%64)) != 0 }
 
-// decoder turns a captured frame into an observation with gopacket's
-// DecodingLayerParser over preallocated layers: no allocation per packet.
+// decoder turns a captured frame into an observation by walking its headers
+// with package packet (VLAN tags, IPv4 options, IPv6 extension headers): no
+// allocation per packet.
 type decoder struct {
-	eth     layers.Ethernet
-	dot1q   layers.Dot1Q
-	ip4     layers.IPv4
-	ip6     layers.IPv6
-	tcp     layers.TCP
-	udp     layers.UDP
-	parser  *gopacket.DecodingLayerParser
-	decoded []gopacket.LayerType
-	ports   *portSet
+	pkt   packet.Packet
+	ports *portSet
 }
 
 func newDecoder(ports []uint16) *decoder {
-	d := &decoder{ports: newPortSet(ports), decoded: make([]gopacket.LayerType, 0, 8)}
-	d.parser = gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet,
-		&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.tcp, &d.udp)
-	d.parser.IgnoreUnsupported = true
-	d.tcp.Options = make([]layers.TCPOption, 0, 16)
-	return d
+	return &decoder{ports: newPortSet(ports)}
 }
 
 // decode classifies frame (which starts at the Ethernet header, possibly
@@ -70,35 +58,27 @@ func newDecoder(ports []uint16) *decoder {
 // It repeats the kernel filter's classification, so it is also correct on
 // unfiltered input.
 func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
-	var o observation
-	// Truncated frames return an error after the layers that did decode.
-	_ = d.parser.DecodeLayers(frame, &d.decoded)
-	var haveIP, haveL4 bool
-	for _, t := range d.decoded {
-		switch t {
-		case layers.LayerTypeEthernet:
-			copy(o.srcMAC[:], d.eth.SrcMAC)
-			o.hasSrcMAC = len(d.eth.SrcMAC) == 6
-		case layers.LayerTypeIPv4:
-			if d.ip4.FragOffset != 0 {
-				return o, false
-			}
-			o.src = netip.AddrFrom4([4]byte(d.ip4.SrcIP.To4()))
-			o.dst = netip.AddrFrom4([4]byte(d.ip4.DstIP.To4()))
-			haveIP = true
-		case layers.LayerTypeIPv6:
-			o.src = netip.AddrFrom16([16]byte(d.ip6.SrcIP))
-			o.dst = netip.AddrFrom16([16]byte(d.ip6.DstIP))
-			haveIP = true
-		case layers.LayerTypeTCP:
-			o.kind, haveL4 = classifyTCP(d.tcp.SYN, d.tcp.ACK, d.tcp.RST, d.tcp.FIN, outgoing), true
-			o.dport = uint16(d.tcp.DstPort)
-		case layers.LayerTypeUDP:
-			o.kind, haveL4 = d.classifyUDP(uint16(d.udp.SrcPort), uint16(d.udp.DstPort), outgoing), true
-			o.dport = uint16(d.udp.DstPort)
-		}
+	// A frame cut short after the transport header's ports and flags still
+	// counts: the capture keeps only Snaplen bytes.
+	_ = packet.Decode(packet.LinkEthernet, frame, &d.pkt)
+	return d.classify(&d.pkt, outgoing)
+}
+
+// classify turns a decoded packet into an observation; fragments other than
+// the first carry no transport header and count as nothing.
+func (d *decoder) classify(p *packet.Packet, outgoing bool) (observation, bool) {
+	if p.IPVersion == 0 || !p.HasL4 {
+		return observation{}, false
 	}
-	if !haveIP || !haveL4 || o.kind == kindNone {
+	o := observation{src: p.Src, dst: p.Dst, dport: p.DstPort, srcMAC: p.SrcMAC, hasSrcMAC: p.HasSrcMAC}
+	switch p.Proto {
+	case packet.ProtoTCP:
+		f := p.TCPFlags
+		o.kind = classifyTCP(f&packet.TCPFlagSYN != 0, f&packet.TCPFlagACK != 0, f&packet.TCPFlagRST != 0, f&packet.TCPFlagFIN != 0, outgoing)
+	case packet.ProtoUDP:
+		o.kind = d.classifyUDP(p.SrcPort, p.DstPort, outgoing)
+	}
+	if o.kind == kindNone {
 		return observation{}, false
 	}
 	return o, true

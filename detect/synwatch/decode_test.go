@@ -31,7 +31,10 @@ type frameSpec struct {
 	dport    uint16
 	flags    string // TCP flags: any of "S", "A", "R", "F"
 	fragOff  uint16
-	payload  int // TCP payload bytes
+	payload  int  // TCP payload bytes
+	qinq     bool // an 802.1ad service tag outside the 802.1Q tag
+	dstOpts  bool // IPv6: a Destination Options header before L4
+	ipOpts   bool // IPv4: a Router Alert option and padding (IHL 7)
 }
 
 func (f frameSpec) serialize(t testing.TB) []byte {
@@ -43,8 +46,14 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 	if f.v6 {
 		l3type = layers.EthernetTypeIPv6
 	}
+	if f.qinq {
+		eth.EthernetType = layers.EthernetTypeQinQ
+		ls = append(ls, &layers.Dot1Q{VLANIdentifier: 200, Type: layers.EthernetTypeDot1Q})
+	}
 	if f.vlan {
-		eth.EthernetType = layers.EthernetTypeDot1Q
+		if !f.qinq {
+			eth.EthernetType = layers.EthernetTypeDot1Q
+		}
 		ls = append(ls, &layers.Dot1Q{VLANIdentifier: 100, Type: l3type})
 	} else {
 		eth.EthernetType = l3type
@@ -58,9 +67,19 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto,
 			SrcIP: net.ParseIP(f.src), DstIP: net.ParseIP(f.dst)}
 		nl, ls = ip, append(ls, ip)
+		if f.dstOpts {
+			ip.NextHeader = layers.IPProtocolIPv6Destination
+			do := &layers.IPv6Destination{Options: []*layers.IPv6DestinationOption{{OptionType: 1, OptionData: make([]byte, 4)}}}
+			do.NextHeader = proto
+			ls = append(ls, do)
+		}
 	} else {
 		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: proto, FragOffset: f.fragOff,
 			SrcIP: net.ParseIP(f.src).To4(), DstIP: net.ParseIP(f.dst).To4()}
+		if f.ipOpts {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}},
+				{OptionType: 1, OptionLength: 1}, {OptionType: 1, OptionLength: 1}, {OptionType: 1, OptionLength: 1}, {OptionType: 0, OptionLength: 1}}
+		}
 		nl, ls = ip, append(ls, ip)
 	}
 	if f.udp {
@@ -107,6 +126,12 @@ var frameCases = []struct {
 	{"rst in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "R"}, false, kindNone},
 	{"udp out 53", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 53}, true, kindNone},
 	{"udp in to 443", frameSpec{udp: true, src: "198.18.0.9", dst: "10.0.0.1", sport: 5000, dport: 443}, false, kindNone},
+	{"syn out v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
+	{"synack in v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn},
+	{"syn out v4 options", frameSpec{ipOpts: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
+	{"syn out qinq v4", frameSpec{qinq: true, vlan: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
+	{"syn out qinq v6 dstopts", frameSpec{qinq: true, vlan: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
+	{"udp out 443 v6 dstopts", frameSpec{udp: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 5000, dport: 443}, true, kindUDPOut},
 	{"fragment out", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443, fragOff: 100}, true, kindNone},
 }
 

@@ -8,8 +8,17 @@ import (
 )
 
 // Snaplen is how many bytes of each passed frame the filter keeps: Ethernet,
-// one VLAN tag, an IPv6 header and a TCP header with all options fit.
-const Snaplen = 128
+// three VLAN tags, an IPv6 header, a few extension headers and a TCP header
+// with all options fit.
+const Snaplen = 256
+
+// The filter walks at most maxTags VLAN tags (802.1Q or 802.1ad) and
+// maxExtHeaders IPv6 extension headers: classic BPF has no loops, so each
+// step is unrolled.
+const (
+	maxTags       = 3
+	maxExtHeaders = 4
+)
 
 // MaxPorts bounds the UDP port list so the filter's jumps stay in range.
 const MaxPorts = 32
@@ -34,8 +43,10 @@ const (
 // FilterProgram returns the classic BPF program the capture socket runs. It
 // accepts, truncated to Snaplen: outgoing TCP SYN without ACK, incoming
 // SYN-ACK, outgoing RST, outgoing FIN, outgoing UDP to one of ports and incoming UDP from
-// one of them; IPv4 (first fragments only) and IPv6 (TCP/UDP as the first
-// next header), with or without one 802.1Q / 802.1ad tag in the frame. With
+// one of them; IPv4 with or without options (first fragments only) and IPv6
+// behind up to maxExtHeaders hop-by-hop, destination options, routing,
+// fragment (first only) and AH headers, under up to maxTags 802.1Q / 802.1ad
+// tags in the frame. With
 // sampleEvery > 1 it then keeps a packet only when the kernel's per-packet
 // random number falls below 2^32/sampleEvery, i.e. 1 in sampleEvery.
 func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error) {
@@ -46,16 +57,22 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 		return nil, fmt.Errorf("synwatch: filter sample_every 0: want 1 or more")
 	}
 	var a assembler
-	// X holds the VLAN tag length (0 or 4) until the L3 header is parsed,
-	// then the L4 header offset minus the 14-byte Ethernet header.
+	// X holds the VLAN tags' length (4 per tag) until the L3 header is
+	// parsed, then the L4 header offset minus the 14-byte Ethernet header.
 	a.add(bpf.LoadAbsolute{Off: 12, Size: 2})
-	a.jumpIf(bpf.JumpEqual, 0x8100, "vlan", "")
-	a.jumpIf(bpf.JumpEqual, 0x88a8, "vlan", "")
 	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 0})
-	a.jump("l3")
-	a.label("vlan")
-	a.add(bpf.LoadAbsolute{Off: 16, Size: 2})
-	a.add(bpf.LoadConstant{Dst: bpf.RegX, Val: 4})
+	for i := range maxTags {
+		tag := fmt.Sprintf("tag%d", i)
+		a.jumpIf(bpf.JumpEqual, 0x8100, tag, "")
+		a.jumpIf(bpf.JumpEqual, 0x88a8, tag, "l3")
+		a.label(tag)
+		a.add(bpf.LoadIndirect{Off: 16, Size: 2}) // the EtherType after this tag
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+		a.add(bpf.TXA{})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 4})
+		a.add(bpf.TAX{})
+		a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
+	}
 	a.label("l3")
 	a.jumpIf(bpf.JumpEqual, 0x0800, "ipv4", "")
 	a.jumpIf(bpf.JumpEqual, 0x86dd, "ipv6", "drop")
@@ -72,14 +89,63 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 	a.add(bpf.TAX{})
 	a.jump("l4")
 
+	// IPv6: walk up to maxExtHeaders extension headers (RFC 8200 §4) to TCP
+	// or UDP; a fragment header other than the first fragment's drops.
 	a.label("ipv6")
 	a.add(bpf.LoadIndirect{Off: 14 + 6, Size: 1})
 	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
 	a.add(bpf.TXA{})
 	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 40})
 	a.add(bpf.TAX{})
+	for i := range maxExtHeaders {
+		next := fmt.Sprintf("ext%d", i+1)
+		generic, frag, ah := fmt.Sprintf("opts%d", i), fmt.Sprintf("frag%d", i), fmt.Sprintf("ah%d", i)
+		a.label(fmt.Sprintf("ext%d", i))
+		a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
+		a.jumpIf(bpf.JumpEqual, 6, "l4", "")
+		a.jumpIf(bpf.JumpEqual, 17, "l4", "")
+		a.jumpIf(bpf.JumpEqual, 0, generic, "")  // hop-by-hop options
+		a.jumpIf(bpf.JumpEqual, 60, generic, "") // destination options
+		a.jumpIf(bpf.JumpEqual, 43, generic, "") // routing
+		a.jumpIf(bpf.JumpEqual, 44, frag, "")
+		a.jumpIf(bpf.JumpEqual, 51, ah, "drop")
+		// Hdr Ext Len counts 8-octet units after the first 8.
+		a.label(generic)
+		a.add(bpf.LoadIndirect{Off: 14, Size: 1})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+		a.add(bpf.LoadIndirect{Off: 14 + 1, Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+		a.add(bpf.TAX{})
+		a.jump(next)
+		// Fragment header: 8 bytes; a non-zero offset carries no L4 header.
+		a.label(frag)
+		a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2})
+		a.jumpIf(bpf.JumpBitsSet, 0xfff8, "drop", "")
+		a.add(bpf.LoadIndirect{Off: 14, Size: 1})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+		a.add(bpf.TXA{})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 8})
+		a.add(bpf.TAX{})
+		a.jump(next)
+		// AH (RFC 4302 §2.2): Payload Len counts 4-octet units minus 2.
+		a.label(ah)
+		a.add(bpf.LoadIndirect{Off: 14, Size: 1})
+		a.add(bpf.StoreScratch{Src: bpf.RegA, N: memProto})
+		a.add(bpf.LoadIndirect{Off: 14 + 1, Size: 1})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 2})
+		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+		a.add(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+		a.add(bpf.TAX{})
+		a.jump(next)
+	}
+	a.label(fmt.Sprintf("ext%d", maxExtHeaders))
 
+	// The transport header's first 20 bytes must fit in what is returned.
 	a.label("l4")
+	a.add(bpf.TXA{})
+	a.jumpIf(bpf.JumpGreaterThan, Snaplen-14-20, "drop", "")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
 	a.jumpIf(bpf.JumpEqual, 6, "tcp", "")
 	a.jumpIf(bpf.JumpEqual, 17, "udp", "drop")

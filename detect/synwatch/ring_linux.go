@@ -10,8 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Ring geometry: 8 blocks of 256 KiB hold ~10k truncated frames (a frame is
-// 48 bytes of tpacket3_hdr, 32 of sockaddr_ll and padding, ≤128 of data); a
+// Ring geometry: 8 blocks of 256 KiB hold ≥ 6k truncated frames (a frame is
+// 48 bytes of tpacket3_hdr, 32 of sockaddr_ll and padding, ≤ Snaplen of data;
+// a SYN without tags or extension headers takes 154); a
 // block is handed to user space when full or after blockTimeoutMs.
 const (
 	ringBlockSize  = 1 << 18

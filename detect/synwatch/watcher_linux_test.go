@@ -31,6 +31,11 @@ func TestFloodsAgainstTruth(t *testing.T) {
 		{"syn4", 1 << 17, []string{"-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
 		{"syn6", 1 << 80, []string{"-6", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
 		{"syn4-spoofed", 1 << 17, []string{"-spoof", "10.77.0.0/16", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
+		// Real uplinks carry option headers: the kernel filter and the
+		// decoder must find the SYN behind them (before the header walk, an
+		// IPv6 Destination Options flood read syn_out 0).
+		{"syn6-dstopts", 1 << 80, []string{"-6", "-ipopts", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
+		{"syn4-ipopts", 1 << 17, []string{"-ipopts", "-duration", "2s"}, "syn", func(c countsView) uint64 { return c.SynOut }},
 		{"udp443", 1 << 17, []string{"-udp", "-ports", "443", "-duration", "2s"}, eglab.TruthUDP, func(c countsView) uint64 { return c.UDPOut }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

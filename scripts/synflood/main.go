@@ -4,7 +4,11 @@
 // destination outside it. It is a test tool and never part of the shipped
 // binary.
 //
-//	synflood [-6] [-udp] [-rate PPS] [-duration D] [-ports 80,443] [-dst PREFIX] [-src ADDR | -spoof PREFIX]
+//	synflood [-6] [-udp] [-ipopts] [-rate PPS] [-duration D] [-ports 80,443] [-dst PREFIX] [-src ADDR | -spoof PREFIX]
+//
+// -ipopts puts an option header in every packet, as some real uplinks carry:
+// an IPv4 Router Alert option (RFC 2113, IHL 6) or an IPv6 Destination
+// Options header (RFC 8200 §4.6, one PadN option) before TCP/UDP.
 //
 // It prints one line at the end: "sent=N seconds=S pps=R".
 package main
@@ -35,6 +39,7 @@ func main() {
 
 type config struct {
 	v6, udp  bool
+	ipOpts   bool
 	rate     int
 	duration time.Duration
 	ports    []uint16
@@ -49,6 +54,7 @@ func parse(args []string) (config, error) {
 	fs := flag.NewFlagSet("synflood", flag.ContinueOnError)
 	fs.BoolVar(&c.v6, "6", false, "IPv6 (destinations in 2001:db8:ff::/48)")
 	fs.BoolVar(&c.udp, "udp", false, "UDP datagrams instead of TCP SYNs")
+	fs.BoolVar(&c.ipOpts, "ipopts", false, "IPv4 Router Alert option / IPv6 Destination Options header in every packet")
 	fs.IntVar(&c.rate, "rate", 0, "packets per second, 0 = as fast as possible")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "how long to send")
 	ports := fs.String("ports", "80,443", "destination ports, comma separated")
@@ -153,7 +159,7 @@ func run(args []string) error {
 		}
 		dst := labaddr.Random(c.dst, rng)
 		port := c.ports[rng.IntN(len(c.ports))]
-		buf = build(buf[:0], src, dst, uint16(1024+rng.IntN(64000)), port, rng.Uint32(), c.udp, c.size)
+		buf = build(buf[:0], src, dst, uint16(1024+rng.IntN(64000)), port, rng.Uint32(), c.udp, c.size, c.ipOpts)
 		if err := unix.Sendto(fd, buf, 0, sockaddr(dst)); err != nil {
 			// ENOBUFS under full-speed sending: count and go on.
 			failed++
@@ -173,9 +179,10 @@ func sockaddr(a netip.Addr) unix.Sockaddr {
 	return &unix.SockaddrInet6{Addr: a.As16()}
 }
 
-// build appends an IPv4 or IPv6 header and a TCP SYN (with an MSS option) or
-// a UDP datagram of size payload bytes.
-func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp bool, size int) []byte {
+// build appends an IPv4 or IPv6 header (with ipOpts: a Router Alert option,
+// or a Destination Options header) and a TCP SYN (with an MSS option) or a
+// UDP datagram of size payload bytes.
+func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp bool, size int, ipOpts bool) []byte {
 	var l4 []byte
 	proto := uint8(unix.IPPROTO_TCP)
 	if udp {
@@ -207,7 +214,11 @@ func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp b
 	if src.Is4() {
 		h := make([]byte, 20)
 		h[0] = 0x45
-		binary.BigEndian.PutUint16(h[2:], uint16(20+len(l4)))
+		if ipOpts {
+			h = append(h, 148, 4, 0, 0) // Router Alert, value 0
+			h[0] = 0x46
+		}
+		binary.BigEndian.PutUint16(h[2:], uint16(len(h)+len(l4)))
 		binary.BigEndian.PutUint16(h[6:], 0x4000) // DF
 		h[8], h[9] = 64, proto
 		s, d := src.As4(), dst.As4()
@@ -218,8 +229,12 @@ func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp b
 	}
 	h := make([]byte, 40)
 	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], uint16(len(l4)))
 	h[6], h[7] = proto, 64
+	if ipOpts {
+		h[6] = 60                                 // Destination Options
+		h = append(h, proto, 0, 1, 4, 0, 0, 0, 0) // next header, length 8, PadN of 4
+	}
+	binary.BigEndian.PutUint16(h[4:], uint16(len(h)-40+len(l4)))
 	s, d := src.As16(), dst.As16()
 	copy(h[8:], s[:])
 	copy(h[24:], d[:])

@@ -36,15 +36,19 @@ func TestBuildDecodesWithValidChecksums(t *testing.T) {
 		name     string
 		src, dst string
 		udp      bool
+		ipOpts   bool
 	}{
-		{"syn4", "10.0.0.1", "198.18.1.2", false},
-		{"udp4", "10.0.0.1", "198.19.255.254", true},
-		{"syn6", "fd00::1", "2001:db8:ff::9", false},
-		{"udp6", "fd00::1", "2001:db8:ff:1::9", true},
+		{"syn4", "10.0.0.1", "198.18.1.2", false, false},
+		{"udp4", "10.0.0.1", "198.19.255.254", true, false},
+		{"syn6", "fd00::1", "2001:db8:ff::9", false, false},
+		{"udp6", "fd00::1", "2001:db8:ff:1::9", true, false},
+		{"syn4 router alert", "10.0.0.1", "198.18.1.2", false, true},
+		{"syn6 dstopts", "fd00::1", "2001:db8:ff::9", false, true},
+		{"udp6 dstopts", "fd00::1", "2001:db8:ff:1::9", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, dst := netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst)
-			b := build(nil, src, dst, 40000, 443, 7, tc.udp, 33)
+			b := build(nil, src, dst, 40000, 443, 7, tc.udp, 33, tc.ipOpts)
 			first := layers.LayerTypeIPv4
 			if src.Is6() {
 				first = layers.LayerTypeIPv6
