@@ -1,6 +1,6 @@
 // Package packet walks the headers of one captured frame, without
 // allocating and without panicking on any input: link layer (Ethernet with
-// any stack of 802.1Q / 802.1ad tags, Linux cooked captures v1 and v2, raw
+// any stack of 802.1Q / 802.1ad tags and MPLS labels, Linux cooked captures v1 and v2, raw
 // IPv4/IPv6, NFLOG), the IP header (IPv4 options, IPv6 extension headers of
 // any chain length: hop-by-hop, routing including the segment routing header,
 // fragment, destination options, AH, mobility, HIP, shim6), fragment state,

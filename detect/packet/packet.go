@@ -134,6 +134,7 @@ type Packet struct {
 	VLANs     [MaxVLANs]uint16 // VLAN ids, outermost first
 	NumVLANs  int              // tags walked (may exceed MaxVLANs)
 	EtherType uint16           // protocol after the tags; 0 for raw IP
+	MPLS      int              // MPLS labels walked (RFC 3032 label stack)
 
 	IPVersion uint8 // 4, 6, or 0 when the frame holds no IP packet
 	Src, Dst  netip.Addr
@@ -225,6 +226,8 @@ const (
 	etherDot1AD    = 0x88a8
 	etherQinQ9100  = 0x9100 // pre-standard Q-in-Q TPIDs still seen on switches
 	etherQinQ9200  = 0x9200
+	etherMPLS      = 0x8847
+	etherMPLSMulti = 0x8848
 	maxTagsWalked  = 16
 	packetOutgoing = 4
 )
@@ -263,6 +266,26 @@ func (p *Packet) etherTypeAt(frame []byte, et uint16, off int) error {
 	}
 	p.EtherType = et
 	switch et {
+	case etherMPLS, etherMPLSMulti:
+		// Labels until the bottom-of-stack bit; then IP, told by its version nibble.
+		for {
+			if len(frame) < off+4 {
+				return ErrTruncated
+			}
+			p.MPLS++
+			bottom := frame[off+2]&1 != 0
+			off += 4
+			if bottom {
+				break
+			}
+			if p.MPLS == maxTagsWalked {
+				return ErrMalformed
+			}
+		}
+		if len(frame) > off && (frame[off]>>4 == 4 || frame[off]>>4 == 6) {
+			return p.ip(frame, off)
+		}
+		return nil
 	case etherIPv4, etherIPv6:
 		if err := p.ip(frame, off); err != nil {
 			return err

@@ -147,6 +147,8 @@ func cases() []struct {
 			b = append(b, 4+20+20, 0, 9, 0)                  // NFULA_PAYLOAD
 			return tcp(ipv4(b, "10.0.0.1", "198.18.0.9", 6, nil, 0, 20), 2, 80, TCPFlagSYN)
 		}(), want{ipv: 4, src: "10.0.0.1", dst: "198.18.0.9", proto: 6, sport: 2, dport: 80, flags: TCPFlagSYN, hasL4: true, l4off: 36}},
+		{"vlan mpls mpls ipv4 syn", LinkEthernet, syn(ipv4(append(eth(nil, mac, []uint32{0x8100<<16 | 1}, 0x8847), 0, 1, 0x20, 255, 0, 1, 0x01, 255), "10.0.0.1", "198.18.0.9", 6, nil, 0, 20)),
+			want{vlans: []uint16{1}, ipv: 4, src: "10.0.0.1", dst: "198.18.0.9", proto: 6, sport: 40000, dport: 443, flags: TCPFlagSYN, hasL4: true, l4off: 14 + 4 + 8 + 20}},
 		{"arp", LinkEthernet, append(eth(nil, mac, []uint32{0x88a8<<16 | 200, 0x8100<<16 | 2001}, 0x0806), make([]byte, 28)...),
 			want{vlans: []uint16{200, 2001}}},
 		{"ethertype says ipv4, header is ipv6", LinkEthernet, syn(ipv6(eth(nil, mac, nil, 0x0800), "2001:db8::1", "2001:db8:ff::9", 6, 20)),
