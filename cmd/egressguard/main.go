@@ -79,6 +79,7 @@ func newRootCommand(g *globals) *cobra.Command {
 		newRunCommand(g),
 		newRulesCommand(g),
 		newDoctorCommand(g),
+		newReplayCommand(g),
 	)
 	return root
 }

@@ -71,11 +71,10 @@ type Watcher struct {
 	opts    Options
 	log     *slog.Logger
 	ring    *ring
-	dec     *decoder
 	onFrame func(frame)
 
 	mu          sync.Mutex
-	win         *window
+	counter     *Counter
 	every       uint32
 	swaps       []swap
 	stats       Stats
@@ -141,13 +140,12 @@ func Open(o Options) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{
-		opts:   o,
-		log:    o.Logger.With("interface", o.Interface),
-		ring:   r,
-		dec:    newDecoder(o.Ports),
-		win:    newWindow(rand.Uint64()),
-		every:  1,
-		recent: make([]Packet, o.Recent),
+		opts:    o,
+		log:     o.Logger.With("interface", o.Interface),
+		ring:    r,
+		counter: NewCounter(o.Ports, o.TopN, rand.Uint64()),
+		every:   1,
+		recent:  make([]Packet, o.Recent),
 	}
 	for i := range w.recent {
 		w.recent[i].Data = make([]byte, 0, Snaplen)
@@ -211,12 +209,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // handleFrame runs with w.mu held.
 func (w *Watcher) handleFrame(f frame) {
-	o, ok := w.dec.decode(f.data, f.outgoing)
-	if !ok {
+	weight := w.weightAt(int64(f.sec)*1e9 + int64(f.nsec))
+	if !w.counter.addFrame(f.data, f.outgoing, weight) {
 		return
 	}
-	weight := w.weightAt(int64(f.sec)*1e9 + int64(f.nsec))
-	w.win.add(o, uint64(weight))
 	w.stats.Sampled++
 	w.tickSampled++
 	p := &w.recent[w.recentNext]
@@ -283,13 +279,11 @@ func (w *Watcher) Collect() detect.Counts {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.win.kernelPassed += passed
-	w.win.kernelDropped += dropped
+	w.counter.win.kernelPassed += passed
+	w.counter.win.kernelDropped += dropped
 	w.stats.Passed += passed
 	w.stats.Dropped += dropped
-	c := w.win.counts(w.opts.TopN)
-	w.win.reset()
-	return c
+	return w.counter.Collect()
 }
 
 // Recent returns copies of the last sampled packets, oldest first.
