@@ -2,9 +2,11 @@ package replay
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/capfile"
+	"github.com/egressguard/egressguard/internal/capgen"
 	"github.com/egressguard/egressguard/internal/pcaps"
 )
 
@@ -286,5 +289,49 @@ func TestTunedInterval(t *testing.T) {
 				t.Errorf("first flood at %g, want %g; verdicts:\n%s", got, tc.floodAt, describe(sum))
 			}
 		})
+	}
+}
+
+// TestStreamsInBoundedMemory replays generated captures fed through a pipe,
+// so they never exist whole anywhere. Replay's memory is the window's
+// bounded state (the exact distinct-destination set stops at 2^16 entries,
+// ≈ 3 MiB, then HyperLogLog takes over) and the reader's one-record buffer:
+// doubling the packets must not double what is allocated, and the live heap
+// afterwards stays small.
+func TestStreamsInBoundedMemory(t *testing.T) {
+	alloc := func(packets int) (uint64, uint64) {
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(capgen.Write(pw, packets, 50_000, 0.8)) }()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		r, err := capfile.NewReader("generated", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := shipped()
+		o.Local = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
+		sum, err := Run(r, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		if sum.Packets != packets || len(sum.Flooded) != 1 || sum.FirstVerdict != 3*time.Second {
+			t.Errorf("summary %+v", sum)
+		}
+		runtime.GC()
+		var live runtime.MemStats
+		runtime.ReadMemStats(&live)
+		return after.TotalAlloc - before.TotalAlloc, live.HeapInuse
+	}
+	small, _ := alloc(200_000)
+	large, heap := alloc(400_000)
+	t.Logf("allocated %d kB for 200k packets, %d kB for 400k; live heap after %d kB", small/1024, large/1024, heap/1024)
+	// A per-packet copy (≥ 60 B) would add ≥ 12 MB for the extra 200k packets.
+	if large > small+2<<20 {
+		t.Errorf("allocation grows with the capture: %d kB vs %d kB", large/1024, small/1024)
+	}
+	if heap > 32<<20 {
+		t.Errorf("live heap %d kB after replay", heap/1024)
 	}
 }

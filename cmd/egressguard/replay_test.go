@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// synFlood writes an Ethernet pcap of seconds*pps SYNs from 10.0.0.1 to
+// 198.18.x.y:443, none answered.
+func synFlood(t *testing.T, seconds, pps int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "flood.pcap")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := pcapgo.NewWriter(f)
+	if err := w.WriteFileHeader(262144, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	frame := []byte{
+		2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0,
+		0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 198, 18, 0, 0,
+		0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range seconds * pps {
+		binary.BigEndian.PutUint16(frame[32:], uint16(i))
+		at := start.Add(time.Duration(i) * time.Second / time.Duration(pps))
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: at, CaptureLength: len(frame), Length: len(frame)}, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func TestReplayFlood(t *testing.T) {
+	cfg := writeConfig(t, "")
+	flood := synFlood(t, 5, 3000)
+	code, out, stderr := runCLI(t, "--config", cfg, "replay", "--local", "10.0.0.1/32", flood)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := []string{
+		flood + " +1.000s node attention: syn out 3000/s > 2000/s with syn-ack/syn ratio 0.000 < 0.2;",
+		flood + " +3.000s node flood: syn out 3000/s > 2000/s",
+		flood + " summary: 15000 packets (15000 outgoing, 0 without direction), 5.000s, 5 intervals; flooded: node; first flood verdict at +3.000s",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("output:\n%s", out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d:\n got %s\nwant %s…", i, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[1], "| signature tcp dst_ports 443 avg 54 B sources 10.0.0.1") {
+		t.Errorf("signature missing: %s", lines[1])
+	}
+
+	code, _, stderr = runCLI(t, "--config", cfg, "replay", "--fail-on-flood", "--local", "10.0.0.1/32", flood)
+	if code != exitFailure || !strings.Contains(stderr, "flood found in "+flood) {
+		t.Errorf("--fail-on-flood: exit %d, stderr %q", code, stderr)
+	}
+
+	code, out, _ = runCLI(t, "--config", cfg, "replay", "--json", "--direction", "out", flood)
+	var doc struct {
+		Files []struct {
+			Packets      int      `json:"packets"`
+			Flooded      []string `json:"flooded"`
+			FirstVerdict float64  `json:"first_verdict_seconds"`
+			Events       []struct {
+				OffsetSeconds float64 `json:"offset_seconds"`
+				State         string  `json:"state"`
+				Signature     struct {
+					Protocols []string `json:"protocols"`
+					DstPorts  []uint16 `json:"dst_ports"`
+				} `json:"signature"`
+			} `json:"events"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitOK || err != nil {
+		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
+	}
+	f := doc.Files[0]
+	if f.Packets != 15000 || len(f.Flooded) != 1 || f.FirstVerdict != 3 || len(f.Events) != 2 || f.Events[1].State != "flood" || f.Events[1].Signature.DstPorts[0] != 443 {
+		t.Errorf("--json: %+v", f)
+	}
+}
+
+func TestReplayBadInput(t *testing.T) {
+	cfg := writeConfig(t, "")
+	dir := t.TempDir()
+	flood := synFlood(t, 1, 10)
+	b, _ := os.ReadFile(flood)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	empty, garbage, cut := write("empty.pcap", nil), write("garbage.pcap", []byte("GIF89a garbage")), write("cut.pcap", b[:len(b)-30])
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no file", []string{"replay"}, "want at least one capture FILE"},
+		{"missing file", []string{"replay", "--direction", "out", filepath.Join(dir, "nope.pcap")}, "no such file or directory"},
+		{"empty", []string{"replay", "--direction", "out", empty}, "capture " + empty + ": empty file"},
+		{"garbage", []string{"replay", "--direction", "out", garbage}, "capture " + garbage + ": not a pcap or pcapng file (starts with 47494638)"},
+		{"truncated", []string{"replay", "--direction", "out", cut}, "capture " + cut + ": packet 10: truncated: the file ends inside the record"},
+		{"no direction", []string{"replay", flood}, "capture " + flood + ": packet 1: no direction recorded (link type ethernet): give --local CIDR (the node's and its VMs' addresses) or --direction out"},
+		{"local matches nothing", []string{"replay", "--local", "192.0.2.0/24", flood}, "no packet is from or to the local addresses (--local); give --local CIDR"},
+		{"bad direction", []string{"replay", "--direction", "up", flood}, `--direction: direction "up": want in, out or auto`},
+		{"bad local", []string{"replay", "--local", "10.0.0.0/33", flood}, `--local`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, append([]string{"--config", cfg}, tc.args...)...)
+			if code != exitInput || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Replay throughput against tcpdump's decode of the same generated capture, in
+# the same run: packets/s of `egressguard replay` and of `tcpdump -nn -r FILE
+# > /dev/null`, their ratio (goal ≥ 5), and replay's peak RSS.
+#   PACKETS=5000000 scripts/bench-replay.sh     (the file is ~80 bytes a packet)
+set -eu
+cd "$(dirname "$0")/.."
+packets=${PACKETS:-5000000}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+CGO_ENABLED=0 go build -o "$dir/" ./cmd/egressguard ./scripts/gencap
+"$dir/gencap" -packets "$packets" -o "$dir/big.pcap"
+echo "capture: $packets packets, $(du -m "$dir/big.pcap" | cut -f1) MB"
+# Warm the page cache so neither run pays for the disk.
+cat "$dir/big.pcap" > /dev/null
+/usr/bin/time -f '%e %M' -o "$dir/replay.time" "$dir/egressguard" replay --config /dev/null --local 10.0.0.1/32 "$dir/big.pcap" > "$dir/replay.out"
+/usr/bin/time -f '%e %M' -o "$dir/tcpdump.time" tcpdump -nn -r "$dir/big.pcap" > /dev/null 2>&1
+tail -1 "$dir/replay.out"
+read -r rs rk < "$dir/replay.time"
+read -r ts tk < "$dir/tcpdump.time"
+awk -v n="$packets" -v rs="$rs" -v rk="$rk" -v ts="$ts" -v tk="$tk" 'BEGIN {
+	printf "replay:  %.2f s, %.0f packets/s, peak RSS %d MB\n", rs, n / rs, rk / 1024
+	printf "tcpdump: %.2f s, %.0f packets/s, peak RSS %d MB\n", ts, n / ts, tk / 1024
+	printf "replay/tcpdump throughput: %.1fx\n", ts / rs
+}'
