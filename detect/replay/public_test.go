@@ -151,7 +151,18 @@ func TestPublicCaptures(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: %d packets, %d out, %d without direction, %d intervals, worst %s; %s", c.Name, sum.Packets, sum.Outgoing, sum.NoDirection, sum.Intervals, worst, tc.why)
+			how := "--direction " + string(tc.dir)
+			if tc.dir == "" || tc.dir == Auto {
+				how = "auto"
+				if len(tc.local) > 0 {
+					how = "--local " + strings.Join(tc.local, ",")
+				}
+			}
+			sigText, key := "-", "-"
+			if sig != nil {
+				sigText, key = fmt.Sprintf("%v ports %v avg %.0f B sources %d", sig.Protocols, sig.DstPorts, sig.AvgPacketBytes, len(sig.Sources)), NodeKey
+			}
+			t.Logf("| %s | %s | %s | %d (%d out) | %s | %s | %s | %s |", c.Category, c.Name, how, sum.Packets, sum.Outgoing, worst, key, sigText, tc.why)
 			if worst != tc.state {
 				t.Errorf("worst state %s, want %s (%s)", worst, tc.state, tc.why)
 			}
@@ -301,7 +312,7 @@ func TestTunedInterval(t *testing.T) {
 func TestStreamsInBoundedMemory(t *testing.T) {
 	alloc := func(packets int) (uint64, uint64) {
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(capgen.Write(pw, packets, 50_000, 0.8)) }()
+		go func() { pw.CloseWithError(capgen.Write(pw, packets, 50_000, 0.8, false)) }()
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)

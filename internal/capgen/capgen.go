@@ -14,8 +14,12 @@ import (
 // advance at pps from 2026-01-01: a share of them SYNs from 10.0.0.1 (VLAN
 // 100) to random addresses in 198.18.0.0/15 that nobody answers, the rest
 // a crawler's healthy handshakes (SYN out, SYN-ACK in, FIN out). The same
-// arguments always give the same bytes.
-func Write(w io.Writer, n, pps int, share float64) error {
+// arguments always give the same bytes. With spread, destinations are
+// drawn from all of 1.0.0.0-223.255.255.255 instead: the file is never sent,
+// and tcpdump caches address strings in a table hashed on the address's
+// first octets, so 198.18.0.0/15 alone makes its decode quadratic and a
+// comparison with it unfair.
+func Write(w io.Writer, n, pps int, share float64, spread bool) error {
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
 	binary.LittleEndian.PutUint16(hdr[4:], 2)
@@ -26,6 +30,12 @@ func Write(w io.Writer, n, pps int, share float64) error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	randomDst := func() uint32 {
+		if spread {
+			return 0x01000000 + rng.Uint32N(0xdf000000)
+		}
+		return 0xc6120000 | rng.Uint32N(1<<17)
+	}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	frame := make([]byte, 0, 128)
 	rec := make([]byte, 16)
@@ -37,11 +47,11 @@ func Write(w io.Writer, n, pps int, share float64) error {
 		var sport, dport uint16
 		var flags byte
 		if rng.Float64() < share {
-			src, dst = 0x0a000001, 0xc6120000|rng.Uint32N(1<<17)
+			src, dst = 0x0a000001, randomDst()
 			sport, dport, flags = uint16(1024+rng.IntN(60000)), []uint16{80, 443}[rng.IntN(2)], 0x02
 		} else {
 			if step == 0 {
-				peer = 0xc6120000 | rng.Uint32N(1<<17)
+				peer = randomDst()
 			}
 			switch step {
 			case 0:

@@ -5,7 +5,7 @@
 // It streams, so any size costs no memory. It is a test tool and never part
 // of the shipped binary.
 //
-//	gencap [-packets N] [-pps R] [-flood-share F] [-o FILE]
+//	gencap [-packets N] [-pps R] [-flood-share F] [-spread] [-o FILE]
 //
 // Every frame is 60-70 bytes, timestamps advance at -pps from 2026-01-01.
 package main
@@ -33,6 +33,7 @@ func run(args []string) error {
 	pps := fs.Int("pps", 100_000, "packets per second of capture time")
 	share := fs.Float64("flood-share", 0.8, "share of packets that are unanswered SYNs")
 	out := fs.String("o", "-", "output file (- = stdout)")
+	spread := fs.Bool("spread", false, "destinations anywhere in 1.0.0.0-223.255.255.255, not only 198.18.0.0/15 (fair to tcpdump's address cache)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +50,7 @@ func run(args []string) error {
 		w = f
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if err := capgen.Write(bw, *packets, *pps, *share); err != nil {
+	if err := capgen.Write(bw, *packets, *pps, *share, *spread); err != nil {
 		return err
 	}
 	return bw.Flush()
