@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/capfile"
 	"github.com/egressguard/egressguard/internal/capgen"
@@ -231,10 +232,10 @@ func describe(sum Summary) string {
 	return b.String()
 }
 
-// shipped is the packaged configuration: detect.DefaultConfig holds the
-// same thresholds as config.Default's detect section (DESIGN §8).
+// shipped is the packaged configuration, as `egressguard replay` builds it.
 func shipped() Options {
-	return Options{Detect: detect.DefaultConfig(), Interval: time.Second, Ports: []uint16{80, 443}}
+	c := config.Default()
+	return Options{Detect: c.DetectorConfig(), Interval: time.Duration(c.Detect.Interval), Ports: config.Ports(c.Throttle.Ports)}
 }
 
 // TestOutboundOnly replays the bidirectional flood as the egress half alone:
