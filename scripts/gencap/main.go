@@ -33,7 +33,7 @@ func run(args []string) error {
 	pps := fs.Int("pps", 100_000, "packets per second of capture time")
 	share := fs.Float64("flood-share", 0.8, "share of packets that are unanswered SYNs")
 	out := fs.String("o", "-", "output file (- = stdout)")
-	spread := fs.Bool("spread", false, "destinations anywhere in 1.0.0.0-223.255.255.255, not only 198.18.0.0/15 (fair to tcpdump's address cache)")
+	spread := fs.Bool("spread", false, "destinations from 65,536 addresses over all of 1.0.0.0-223.255.255.255, not 198.18.0.0/15 (fair to tcpdump's address cache)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
