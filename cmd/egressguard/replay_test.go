@@ -18,6 +18,11 @@ import (
 // 198.18.x.y:443, none answered.
 func synFlood(t *testing.T, seconds, pps int) string {
 	t.Helper()
+	return synFloodFrom(t, [4]byte{10, 0, 0, 1}, seconds, pps)
+}
+
+func synFloodFrom(t *testing.T, src [4]byte, seconds, pps int) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "flood.pcap")
 	f, err := os.Create(p)
 	if err != nil {
@@ -33,6 +38,7 @@ func synFlood(t *testing.T, seconds, pps int) string {
 		0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 198, 18, 0, 0,
 		0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
 	}
+	copy(frame[26:30], src[:])
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range seconds * pps {
 		binary.BigEndian.PutUint16(frame[32:], uint16(i))
@@ -133,5 +139,24 @@ func TestReplayBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestReplayDirectionFromConfigInterfaces: without --local, the addresses of
+// the config's interfaces decide direction. A capture none of whose packets
+// is from or to lo's addresses is refused, naming where the addresses came
+// from and the flag to give; one from 127.0.0.1 is read as lo's egress.
+func TestReplayDirectionFromConfigInterfaces(t *testing.T) {
+	cfg := writeConfig(t, "interfaces: [lo]\n")
+	flood := synFlood(t, 1, 10)
+	code, _, stderr := runCLI(t, "--config", cfg, "replay", flood)
+	want := "no packet is from or to the local addresses (config interfaces lo); give --local CIDR"
+	if code != exitInput || !strings.Contains(stderr, want) {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
+	// A flood from 127.0.0.1 is lo's own egress.
+	code, out, stderr := runCLI(t, "--config", cfg, "replay", synFloodFrom(t, [4]byte{127, 0, 0, 1}, 3, 3000))
+	if code != exitOK || !strings.Contains(out, "summary: 9000 packets (9000 outgoing, 0 without direction), 3.000s, 3 intervals; flooded: node") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }
