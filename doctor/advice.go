@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/egressguard/egressguard/internal/features"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -59,38 +60,22 @@ func capabilitiesCheck(capEff uint64) Check {
 	return c
 }
 
-// probeOutcome classifies the error of one kernel feature probe: nil means
-// present, a "not found" from the kernel means absent, anything else means
-// the probe could not tell.
-type probeOutcome int
-
-const (
-	featurePresent probeOutcome = iota
-	featureAbsent
-	featureUnknown
-)
-
-// probeResult is the outcome of one feature probe and the error behind it.
-type probeResult struct {
-	outcome probeOutcome
-	err     error
-}
-
 // requiredFeatureCheck reports a feature every mitigation needs (sch_htb,
-// cls_u32, AF_PACKET): absent fails, unknown warns.
-func requiredFeatureCheck(name, use string, r probeResult) Check {
+// cls_u32, AF_PACKET) from its probe (internal/features): present is ok,
+// absent fails, an inconclusive probe warns.
+func requiredFeatureCheck(name, use string, err error) Check {
 	c := Check{Name: name}
-	switch r.outcome {
-	case featurePresent:
+	switch {
+	case err == nil:
 		c.Status, c.Detail = StatusOK, "present (probed)"
-	case featureAbsent:
+	case errors.Is(err, features.ErrNotSupported):
 		c.Status = StatusFail
-		c.Detail = fmt.Sprintf("missing from this kernel: %s (%v)", use, r.err)
+		c.Detail = fmt.Sprintf("missing from this kernel: %s (%v)", use, err)
 		c.Hint = "use a kernel built with it (CONFIG_" + kconfig[name] + "), or load the module: modprobe " + name
 	default:
 		c.Status = StatusWarn
-		c.Detail = fmt.Sprintf("not probed: %v", r.err)
-		c.Hint = "run `egressguard doctor` as root on the node itself (the probes need a throwaway network namespace and a packet socket)"
+		c.Detail = fmt.Sprintf("not probed: %v", err)
+		c.Hint = "run `egressguard doctor` with CAP_NET_ADMIN and CAP_NET_RAW on the node itself"
 	}
 	return c
 }

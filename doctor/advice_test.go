@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/egressguard/egressguard/internal/features"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -51,35 +52,18 @@ func TestParseCapEffRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want probeOutcome
-	}{
-		{nil, featurePresent},
-		{fmt.Errorf("add qdisc: %w", unix.ENOENT), featureAbsent},
-		{fmt.Errorf("socket: %w", unix.EAFNOSUPPORT), featureAbsent},
-		{fmt.Errorf("unshare: %w", unix.EPERM), featureUnknown},
-		{errors.New("something else"), featureUnknown},
-	} {
-		if got := classify(tc.err).outcome; got != tc.want {
-			t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
-		}
-	}
-}
-
 func TestRequiredFeature(t *testing.T) {
 	for _, tc := range []struct {
-		r    probeResult
+		err  error
 		want Status
 	}{
-		{probeResult{featurePresent, nil}, StatusOK},
-		{probeResult{featureAbsent, unix.ENOENT}, StatusFail},
-		{probeResult{featureUnknown, unix.EPERM}, StatusWarn},
+		{nil, StatusOK},
+		{fmt.Errorf("features: qdisc htb: %w", features.ErrNotSupported), StatusFail},
+		{fmt.Errorf("features: dial rtnetlink: %w", unix.EPERM), StatusWarn},
 	} {
-		c := requiredFeatureCheck("sch_htb", "no throttle can be installed", tc.r)
+		c := requiredFeatureCheck("sch_htb", "no throttle can be installed", tc.err)
 		if c.Status != tc.want {
-			t.Errorf("%v: status %s, want %s (%s)", tc.r, c.Status, tc.want, c.Detail)
+			t.Errorf("%v: status %s, want %s (%s)", tc.err, c.Status, tc.want, c.Detail)
 		}
 	}
 }

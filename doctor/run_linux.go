@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/egressguard/egressguard/internal/features"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -27,18 +28,16 @@ type Options struct {
 // procRoot is where the process status and sysctls are read from.
 const procRoot = "/proc"
 
-// Run checks this node and returns the report; it changes nothing outside
-// the throwaway network namespace it probes in.
+// Run checks this node and returns the report; it changes nothing (the
+// kernel probes of internal/features leave no trace).
 func Run(ctx context.Context, opts Options) Report {
 	var r Report
 	add := func(c ...Check) { r.Checks = append(r.Checks, c...) }
 
 	add(selfCapabilities())
-	add(requiredFeatureCheck("af_packet", "no traffic capture", probeAFPacket()))
-
-	htb, u32 := probeQdiscs()
-	add(requiredFeatureCheck("sch_htb", "no throttle can be installed", htb))
-	add(requiredFeatureCheck("cls_u32", "no traffic can be steered into the throttled class", u32))
+	add(requiredFeatureCheck("af_packet", "no traffic capture", features.HaveAFPacket()))
+	add(requiredFeatureCheck("sch_htb", "no throttle can be installed", features.HaveQdisc("htb")))
+	add(requiredFeatureCheck("cls_u32", "no traffic can be steered into the throttled class", features.HaveFilter("u32")))
 
 	if opts.Probe == nil {
 		add(leafChecks(shaper.Features{}, errors.New("no probe given"))...)
