@@ -12,14 +12,17 @@ import (
 	"github.com/egressguard/egressguard/shaper"
 )
 
-// Capability bits (linux/capability.h) the agent needs.
+// Capability bits (linux/capability.h) the agent needs: tc and capture
+// need the network two; attribution needs the /proc two.
 const (
-	capNetAdmin = 12
-	capNetRaw   = 13
+	capDacReadSearch = 2
+	capNetAdmin      = 12
+	capNetRaw        = 13
+	capSysPtrace     = 19
 )
 
 // grantHint is how an operator gives the agent what it lacks.
-const grantHint = "run as root; the packaged unit and the DaemonSet grant exactly CAP_NET_ADMIN and CAP_NET_RAW"
+const grantHint = "run as root; the packaged unit and the DaemonSet grant exactly CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"
 
 // parseCapEff returns the effective capability set from the text of
 // /proc/PID/status.
@@ -50,13 +53,26 @@ func capabilitiesCheck(capEff uint64) Check {
 	if capEff&(1<<capNetRaw) == 0 {
 		missing = append(missing, "CAP_NET_RAW (AF_PACKET capture)")
 	}
-	if len(missing) == 0 {
-		c.Status, c.Detail = StatusOK, fmt.Sprintf("CAP_NET_ADMIN and CAP_NET_RAW held (CapEff %016x)", capEff)
+	if len(missing) > 0 {
+		c.Status = StatusFail
+		c.Detail = "missing " + strings.Join(missing, ", ")
+		c.Hint = grantHint
 		return c
 	}
-	c.Status = StatusFail
-	c.Detail = "missing " + strings.Join(missing, ", ")
-	c.Hint = grantHint
+	var blind []string
+	if capEff&(1<<capSysPtrace) == 0 {
+		blind = append(blind, "CAP_SYS_PTRACE")
+	}
+	if capEff&(1<<capDacReadSearch) == 0 {
+		blind = append(blind, "CAP_DAC_READ_SEARCH")
+	}
+	if len(blind) > 0 {
+		c.Status = StatusWarn
+		c.Detail = "missing " + strings.Join(blind, ", ") + ": attribution cannot name processes of other users or with more capabilities"
+		c.Hint = grantHint
+		return c
+	}
+	c.Status, c.Detail = StatusOK, fmt.Sprintf("CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH held (CapEff %016x)", capEff)
 	return c
 }
 

@@ -19,8 +19,9 @@ func TestCapabilities(t *testing.T) {
 		want    Status
 		detail  string
 	}{
-		{"root", StatusOK, "CAP_NET_ADMIN and CAP_NET_RAW held (CapEff 000001fffeffffff)"},
-		{"unit", StatusOK, "CAP_NET_ADMIN and CAP_NET_RAW held (CapEff 0000000000003000)"},
+		{"root", StatusOK, "CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH held (CapEff 000001fffeffffff)"},
+		{"unit", StatusOK, "CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH held (CapEff 0000000000083004)"},
+		{"net-only", StatusWarn, "missing CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH: attribution cannot name processes of other users or with more capabilities"},
 		{"netadmin-only", StatusFail, "missing CAP_NET_RAW (AF_PACKET capture)"},
 		{"nobody", StatusFail, "missing CAP_NET_ADMIN (tc), CAP_NET_RAW (AF_PACKET capture)"},
 	} {

@@ -17,6 +17,10 @@ import (
 	"github.com/egressguard/egressguard/internal/labagent"
 )
 
+// unitFile is the packaged systemd unit, whose capability set the agent
+// gets in every test.
+const unitFile = "../packaging/egressguard.service"
+
 // env is one test's lab, built tools and agent.
 type env struct {
 	t     *testing.T
@@ -50,6 +54,11 @@ func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
 	}
 	e.agent, err = labagent.New(e.lab, tools.Egressguard, e.dir, cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent runs with exactly the packaged unit's capabilities, so a
+	// feature that needs more fails here first.
+	if e.agent.Capabilities, err = labagent.UnitCapabilities(unitFile); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs the egressguard image the way the DaemonSet does (host network, only
-# NET_ADMIN and NET_RAW) inside a throwaway network namespace, and checks it
+# NET_ADMIN, NET_RAW, SYS_PTRACE and DAC_READ_SEARCH) inside a throwaway network namespace, and checks it
 # with the host's own tc: doctor --json reports, a throttle installs our HTB
 # layout, the release removes it; then the agent runs detached as the
 # DaemonSet runs it (read-only root, config and token read-only) and answers
@@ -58,7 +58,7 @@ pm() {
 }
 run() {
 	pm run --rm --cgroups=disabled --network "ns:/run/netns/$ns" \
-		--cap-drop ALL --cap-add NET_ADMIN,NET_RAW \
+		--cap-drop ALL --cap-add NET_ADMIN,NET_RAW,SYS_PTRACE,DAC_READ_SEARCH \
 		--ulimit "nofile=$lim:$lim" --ulimit nproc=4096:4096 \
 		--tmpfs /var/lib/egressguard --tmpfs /run/egressguard \
 		"oci-archive:$archive" "$@"
@@ -108,7 +108,7 @@ CONFIG
 od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$work/etc/webhook.token"
 chmod 0400 "$work/etc/webhook.token"
 pm run -d --name "$ns" --cgroups=disabled --network "ns:/run/netns/$ns" \
-	--cap-drop ALL --cap-add NET_ADMIN,NET_RAW --read-only \
+	--cap-drop ALL --cap-add NET_ADMIN,NET_RAW,SYS_PTRACE,DAC_READ_SEARCH --read-only \
 	--ulimit "nofile=$lim:$lim" --ulimit nproc=4096:4096 \
 	-v "$work/etc:/etc/egressguard:ro" --tmpfs /var/lib/egressguard --tmpfs /run/egressguard \
 	"oci-archive:$archive" run --config /etc/egressguard/config.yaml >/dev/null

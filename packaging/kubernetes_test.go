@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"github.com/egressguard/egressguard/internal/labagent"
 )
 
 const (
@@ -124,8 +126,11 @@ func TestDaemonSet(t *testing.T) {
 	if !pod.HostNetwork {
 		t.Error("hostNetwork is off: the agent would watch and shape the pod's own veth")
 	}
-	if pod.HostPID || pod.HostIPC {
-		t.Error("hostPID/hostIPC are on; the agent needs neither")
+	if !pod.HostPID {
+		t.Error("hostPID is off: attribution could not name the node's processes holding raw sockets")
+	}
+	if pod.HostIPC {
+		t.Error("hostIPC is on; the agent does not need it")
 	}
 	if pod.PriorityClassName != "system-node-critical" {
 		t.Errorf("priorityClassName %q, want system-node-critical", pod.PriorityClassName)
@@ -149,10 +154,20 @@ func TestDaemonSet(t *testing.T) {
 	if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("capabilities.drop %v, want [ALL]", sc.Capabilities.Drop)
 	}
+	// The systemd unit's bounding set is the one list of what the agent needs.
+	unitCaps, err := labagent.UnitCapabilities("egressguard.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []corev1.Capability
+	for _, c := range unitCaps {
+		want = append(want, corev1.Capability(strings.TrimPrefix(c, "CAP_")))
+	}
+	slices.Sort(want)
 	add := slices.Clone(sc.Capabilities.Add)
 	slices.Sort(add)
-	if !slices.Equal(add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) {
-		t.Errorf("capabilities.add %v, want exactly NET_ADMIN and NET_RAW", sc.Capabilities.Add)
+	if !slices.Equal(add, want) {
+		t.Errorf("capabilities.add %v, want exactly the unit's CapabilityBoundingSet %v", sc.Capabilities.Add, want)
 	}
 	if sc.Privileged != nil && *sc.Privileged {
 		t.Error("container is privileged")

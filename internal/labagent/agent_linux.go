@@ -67,6 +67,10 @@ type Agent struct {
 	TokenFile string
 	Proc      *lab.Proc
 	HTTP      *http.Client // dials inside the node namespace
+	// Capabilities, when set, are the agent's only capabilities (setpriv
+	// bounds them as the packaged unit does, see UnitCapabilities); nil runs
+	// it with the test's own.
+	Capabilities []string
 }
 
 // New writes cfg to dir/config.yaml, and a webhook token to
@@ -101,7 +105,11 @@ func (a *Agent) Start(ctx context.Context) error {
 
 // StartNoWait runs the agent without waiting for it to be ready.
 func (a *Agent) StartNoWait() error {
-	p, err := a.Lab.Start(a.Lab.Node, a.Bin, "--config", a.ConfigPath, "run")
+	args := []string{a.Bin, "--config", a.ConfigPath, "run"}
+	if a.Capabilities != nil {
+		args = append(setprivArgs(a.Capabilities), args...)
+	}
+	p, err := a.Lab.Start(a.Lab.Node, args[0], args[1:]...)
 	if err != nil {
 		return err
 	}
