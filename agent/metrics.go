@@ -50,7 +50,7 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 			Name: "egressguard_actions_total", Help: "Kernel actions taken, by action (throttle, update, release) and reason.",
 		}, []string{"action", "reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "egressguard_actions_refused_total", Help: "Actions refused, by why (observe, budget, paused, whitelist, max_ttl, no_sources, error).",
+			Name: "egressguard_actions_refused_total", Help: "Actions refused, by why (observe, budget, paused, whitelist, max_ttl, no_sources, target, error).",
 		}, []string{"reason"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressguard_mitigation_drift_total",

@@ -19,7 +19,7 @@ import (
 	"github.com/egressguard/egressguard/detect/evidence"
 	"github.com/egressguard/egressguard/detect/nicstat"
 	"github.com/egressguard/egressguard/detect/synwatch"
-	"github.com/egressguard/egressguard/doctor"
+	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -49,13 +49,23 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	if err := CheckWebhookToken(cfg.Webhook.TokenFile, o.Log); err != nil {
 		return nil, nil, err
 	}
-	ifaces, err := doctor.Watched(cfg.Interfaces)
+	watched, err := netif.Watched(cfg.Interfaces)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(ifaces) == 0 {
+	if len(watched) == 0 {
 		return nil, nil, errors.New("agent: no interface to watch: none holds a default route; set interfaces in the config")
 	}
+	for _, w := range watched {
+		why, err := netif.LocalOnly(w.Name)
+		if err == nil && why != "" {
+			err = fmt.Errorf("it is %s", why)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("agent: watch %s (%s): %w", w.Name, w.Reason, err)
+		}
+	}
+	ifaces := netif.Names(watched)
 	feats, err := shaper.Probe(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: probe kernel features: %w", err)

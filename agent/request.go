@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/internal/netif"
 )
 
 // Request passes a webhook or manual throttle (its rate included) through
@@ -16,6 +17,14 @@ func (a *Agent) Request(ctx context.Context, r policy.Request, force bool) (poli
 	defer a.mu.Unlock()
 	var d policy.Decision
 	_, err := a.decide(ctx, force, func() ([]policy.Decision, error) {
+		// An interface the agent does not watch is refused before the
+		// policy sees it: the loopback, or a bridge an alert's device label
+		// names.
+		if err := netif.CheckWatched(r.Interface, a.deps.Interfaces); err != nil {
+			d = policy.Decision{Action: policy.ActionRefuse, Interface: r.Interface, Reason: r.Reason, Owner: r.ID,
+				RefusedBecause: policy.RefusedTarget, Detail: err.Error()}
+			return []policy.Decision{d}, nil
+		}
 		var err error
 		d, err = a.engine.Claim(a.now(), r)
 		return []policy.Decision{d}, err

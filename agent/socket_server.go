@@ -14,8 +14,8 @@ import (
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
-	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/internal/httpjson"
+	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -75,7 +75,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, v any) error {
 // its flags (interface, rate, ports, sources, ttl, and the Spec the shaper
 // would install) and returns the policy request; the error names the field.
 func (a *Agent) policyRequest(req ThrottleRequest) (policy.Request, error) {
-	if err := config.ValidInterfaceName(req.Interface); err != nil {
+	if err := netif.ValidName(req.Interface); err != nil {
 		return policy.Request{}, fmt.Errorf("interface %w", err)
 	}
 	if _, err := net.InterfaceByName(req.Interface); err != nil {
@@ -149,7 +149,7 @@ func (a *Agent) serveUnthrottle(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, struct{}{})
 		return
 	}
-	if err := config.ValidInterfaceName(req.Interface); err != nil {
+	if err := netif.ValidName(req.Interface); err != nil {
 		httpjson.WriteError(w, http.StatusBadRequest, "interface "+err.Error())
 		return
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/egressguard/egressguard/internal/netif"
 )
 
 // Label names the mapping reads.
@@ -99,7 +101,7 @@ func requestFor(a Alert, node string, watched []string) (req Request, skip strin
 		return Request{}, "no interface label and no watched interface"
 	}
 	for _, name := range ifaces {
-		if !validInterfaceName(name) {
+		if netif.ValidName(name) != nil {
 			return Request{}, fmt.Sprintf("interface %q: not a Linux interface name", name)
 		}
 	}
@@ -155,13 +157,4 @@ func sameHost(a, b string) bool {
 	}
 	first, _, qualified := strings.Cut(long, ".")
 	return qualified && !strings.Contains(short, ".") && strings.EqualFold(short, first)
-}
-
-// validInterfaceName applies the kernel's rules (dev_valid_name): 1 to 15
-// bytes, not "." or "..", no '/', ':' or whitespace.
-func validInterfaceName(name string) bool {
-	if name == "" || len(name) > 15 || name == "." || name == ".." {
-		return false
-	}
-	return !strings.ContainsAny(name, "/: \t\n\v\f\r\x00")
 }

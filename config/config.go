@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -224,7 +225,7 @@ func keyPath(paths map[position]string, line int, key string) string {
 // that enforces them (see validateComposed), so every command agrees.
 func (c *Config) Validate() error {
 	for i, name := range c.Interfaces {
-		if err := ValidInterfaceName(name); err != nil {
+		if err := netif.ValidName(name); err != nil {
 			return fmt.Errorf("interfaces[%d] %w", i, err)
 		}
 		if j := slices.Index(c.Interfaces, name); j < i {
@@ -266,17 +267,6 @@ func validListen(listen string) error {
 	}
 	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
 		return fmt.Errorf("listen %q: host %q: want an IP address (or localhost), not a name to resolve", listen, host)
-	}
-	return nil
-}
-
-var ifaceName = regexp.MustCompile(`^[^/\s:]{1,15}$`)
-
-// ValidInterfaceName checks a Linux interface name (1 to 15 bytes, no slash,
-// colon or white space). The error starts with the quoted name.
-func ValidInterfaceName(name string) error {
-	if !ifaceName.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("%q: want an interface name of 1 to 15 characters without '/', ':' or spaces", name)
 	}
 	return nil
 }

@@ -151,7 +151,10 @@ type watched struct {
 	// when the interface has none (or does not exist: see Err).
 	RootKind   string
 	RootHandle uint32
-	Err        error
+	// LocalOnly says why the interface carries no traffic that leaves the
+	// node (netif.LocalOnly); the agent refuses to watch or throttle it.
+	LocalOnly string
+	Err       error
 }
 
 // interfaceCheck reports one interface and what a throttle would do to its
@@ -162,6 +165,12 @@ func interfaceCheck(w watched) Check {
 		c.Status = StatusFail
 		c.Detail = fmt.Sprintf("%s, but: %v", w.Reason, w.Err)
 		c.Hint = "fix `interfaces` in /etc/egressguard/config.yaml, or leave it empty to watch the default-route interfaces"
+		return c
+	}
+	if w.LocalOnly != "" {
+		c.Status = StatusFail
+		c.Detail = fmt.Sprintf("%s, but it is %s; the agent refuses to watch or throttle it", w.Reason, w.LocalOnly)
+		c.Hint = "list the uplinks in `interfaces` in /etc/egressguard/config.yaml, or leave it empty to watch the default-route interfaces"
 		return c
 	}
 	root := fmt.Sprintf("root qdisc %s %s", w.RootKind, handleString(w.RootHandle))

@@ -113,6 +113,7 @@ func TestInterfaceCheck(t *testing.T) {
 		{watched{Name: "eth0", Reason: "configured", RootKind: "htb", RootHandle: 1 << 16}, StatusWarn},
 		{watched{Name: "eth0", Reason: "configured", RootKind: "cake"}, StatusWarn},
 		{watched{Name: "eth9", Reason: "configured", Err: errors.New("Link not found")}, StatusFail},
+		{watched{Name: "lo", Reason: "configured", LocalOnly: "a loopback device: its traffic never leaves the node"}, StatusFail},
 	} {
 		c := interfaceCheck(tc.w)
 		if c.Status != tc.want {

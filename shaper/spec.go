@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
+
+	"github.com/egressguard/egressguard/internal/netif"
 )
 
 // Scope says which sources a Plan throttles.
@@ -111,13 +112,8 @@ func (s Spec) Validate() error {
 }
 
 func validInterface(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("shaper: interface %q: want an interface name", name)
-	case len(name) > 15:
-		return fmt.Errorf("shaper: interface %q: longer than 15 bytes", name)
-	case strings.ContainsAny(name, "/: \t\n") || name == "." || name == "..":
-		return fmt.Errorf("shaper: interface %q: not a valid interface name", name)
+	if err := netif.ValidName(name); err != nil {
+		return fmt.Errorf("shaper: interface %w", err)
 	}
 	return nil
 }

@@ -138,6 +138,7 @@ const (
 	RefusedWhitelist Refusal = "whitelist"  // a whitelisted port or CIDR would be throttled
 	RefusedMaxTTL    Refusal = "max_ttl"    // the request's TTL exceeds max_ttl
 	RefusedNoSources Refusal = "no_sources" // scope source but no throttleable source named
+	RefusedTarget    Refusal = "target"     // the interface is not watched (internal/netif)
 )
 
 // Cause says why a release, keep or alert happened.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/agent/state"
 	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -45,7 +45,7 @@ func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
 	if f.iface == "" {
 		return shaper.Spec{}, badInput("--interface: required")
 	}
-	if err := config.ValidInterfaceName(f.iface); err != nil {
+	if err := netif.ValidName(f.iface); err != nil {
 		return shaper.Spec{}, badInput("--interface %w", err)
 	}
 	s := cfg.Spec(f.iface)
@@ -127,8 +127,14 @@ func newThrottleCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := net.InterfaceByName(spec.Interface); err != nil {
-				return badInput("--interface %q: no such interface", spec.Interface)
+			// The agent refuses the same targets; checking here first keeps
+			// the answer (exit 2) the same with or without a running agent.
+			watched, err := netif.Watched(cfg.Interfaces)
+			if err != nil {
+				return err
+			}
+			if err := netif.CheckTarget(spec.Interface, netif.Names(watched)); err != nil {
+				return badInput("--interface %w", err)
 			}
 			if cl, err := agent.Dial(cfg.Socket); err != nil {
 				return err
@@ -172,7 +178,7 @@ func newUnthrottleCommand(g *globals) *cobra.Command {
 				return badInput("give either --interface IF or --all")
 			}
 			if iface != "" {
-				if err := config.ValidInterfaceName(iface); err != nil {
+				if err := netif.ValidName(iface); err != nil {
 					return badInput("--interface %w", err)
 				}
 			}
