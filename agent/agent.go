@@ -57,6 +57,10 @@ type Deps struct {
 	Evidence   Evidence
 	Log        *slog.Logger
 	Now        func() time.Time
+
+	// Binder, when set, (re)binds Captures to the interfaces holding the
+	// watched names, following link events (links.go).
+	Binder Binder
 }
 
 // Agent is a running egressguard agent.
@@ -81,6 +85,7 @@ type Agent struct {
 	// recordStale is set when a kernel change was not recorded, so that
 	// repair reads the state file even with nothing mitigated.
 	recordStale bool
+	links       map[string]*link // by watched name
 }
 
 // InterfaceView is a watched interface's latest detection state.
@@ -105,6 +110,7 @@ func New(d Deps) (*Agent, error) {
 		now:   d.Now,
 		drops: map[string]uint64{},
 		last:  map[string]InterfaceView{},
+		links: map[string]*link{},
 		ctl: &control.Controller{Store: store, Kernel: d.Kernel, Features: d.Features, Now: d.Now, Log: d.Log,
 			RecoverTTL: time.Duration(d.Config.Throttle.TTL)},
 	}

@@ -101,6 +101,12 @@ func newTestAgent(t *testing.T, mutate func(*config.Config)) (*Agent, *fakeCaptu
 // directory in a fresh temporary directory unless mutate sets one.
 func newTestAgentOn(t *testing.T, iface string, kern *fakeKernel, mutate func(*config.Config)) (*Agent, *fakeCapture, *fakeKernel) {
 	t.Helper()
+	return newTestAgentWith(t, iface, kern, mutate, nil)
+}
+
+// newTestAgentWith is newTestAgentOn with the adapters changed by edit.
+func newTestAgentWith(t *testing.T, iface string, kern *fakeKernel, mutate func(*config.Config), edit func(*Deps)) (*Agent, *fakeCapture, *fakeKernel) {
+	t.Helper()
 	kern.iface = iface
 	cfg := config.Default()
 	cfg.Mode = config.ModeEnforce
@@ -111,11 +117,15 @@ func newTestAgentOn(t *testing.T, iface string, kern *fakeKernel, mutate func(*c
 	}
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	capt := &fakeCapture{}
-	a, err := New(Deps{
+	d := Deps{
 		Config: cfg, Node: "node1", Interfaces: []string{iface}, Captures: map[string]Capture{iface: capt},
 		Tx: noTx{}, Kernel: kern, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { now = now.Add(time.Second); return now },
-	})
+	}
+	if edit != nil {
+		edit(&d)
+	}
+	a, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,9 @@ func (a *Agent) Handler() (http.Handler, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		a.mu.Lock()
-		ready := a.ready
-		a.mu.Unlock()
+		ready, why := a.readiness()
 		if !ready {
-			http.Error(w, "reconciling", http.StatusServiceUnavailable)
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -80,6 +80,7 @@ func (a *Agent) Tick(ctx context.Context) {
 		}
 		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: topAddrs(v.Evidence.TopSources)})
 	}
+	a.retryReapply(ctx)
 	before := a.engine.Snapshot()
 	a.execute(ctx, a.engine.Step(now, obs), false, before)
 	a.repair(ctx)

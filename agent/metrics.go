@@ -28,6 +28,7 @@ type metrics struct {
 	drift     *prometheus.CounterVec
 	evicted   prometheus.Counter
 	evidence  prometheus.Counter
+	blind     *prometheus.GaugeVec
 }
 
 var verdictStates = []string{"clean", "attention", "flood"}
@@ -63,13 +64,14 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 		evidence: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "egressguard_evidence_bundles_written_total", Help: "Evidence bundles written under the state directory.",
 		}),
+		blind: g("interface_blind", "1 while a watched interface is missing or its capture is not bound to it; /readyz says why.", "interface"),
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(kernel, m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
-		m.actions, m.refused, m.drift, m.evicted, m.evidence, info,
+		m.actions, m.refused, m.drift, m.evicted, m.evidence, m.blind, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "error"} {
+	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "target", "error"} {
 		m.refused.WithLabelValues(r)
 	}
 	// Every action counter exists from the start at 0, so that increase() sees
@@ -137,7 +139,11 @@ func (c kernelCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	d := c.a.deps
 	for _, iface := range d.Interfaces {
-		if dc, ok := d.Captures[iface].(DropCounter); ok {
+		// Captures change under the agent's lock when a link comes or goes.
+		c.a.mu.Lock()
+		dc, ok := d.Captures[iface].(DropCounter)
+		c.a.mu.Unlock()
+		if ok {
 			ch <- prometheus.MustNewConstMetric(captureDropsDesc, prometheus.CounterValue, float64(dc.Dropped()), iface)
 		}
 		inst, err := d.Kernel.Inspect(ctx, iface)

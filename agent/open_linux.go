@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,12 +58,9 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		return nil, nil, errors.New("agent: no interface to watch: none holds a default route; set interfaces in the config")
 	}
 	for _, w := range watched {
-		why, err := netif.LocalOnly(w.Name)
-		if err == nil && why != "" {
-			err = fmt.Errorf("it is %s", why)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("agent: watch %s (%s): %w", w.Name, w.Reason, err)
+		// A missing interface is watched blind until it appears (links.go).
+		if why, err := netif.LocalOnly(w.Name); err == nil && why != "" {
+			return nil, nil, fmt.Errorf("agent: watch %s (%s): it is %s", w.Name, w.Reason, why)
 		}
 	}
 	ifaces := netif.Names(watched)
@@ -88,23 +86,9 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		closeAll()
 		return nil, nil, err
 	}
-	caps := map[string]Capture{}
-	watchers := map[string]*synwatch.Watcher{}
-	for _, name := range ifaces {
-		w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: config.Ports(cfg.Throttle.Ports), Logger: o.Log})
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		closers = append(closers, w.Close)
-		go func() {
-			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-				o.Log.Error("capture stopped", "interface", name, "err", err)
-			}
-		}()
-		caps[name] = watcherCapture{w}
-		watchers[name] = w
-	}
+	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log,
+		watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
+	closers = append(closers, binder.stopAll)
 	ev, err := evidence.NewWriter(evidence.Options{
 		Dir: filepath.Join(cfg.StateDir, "evidence"), MaxBundleBytes: evidenceBundleBytes, MaxBundles: evidenceBundles,
 		Now: time.Now,
@@ -114,14 +98,20 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		return nil, nil, err
 	}
 	a, err := New(Deps{
-		Config: cfg, Version: o.Version, Node: o.Node, Interfaces: ifaces, Captures: caps,
-		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log,
-		Evidence: &evidenceSink{w: ev, watchers: watchers},
+		Config: cfg, Version: o.Version, Node: o.Node, Interfaces: ifaces, Captures: map[string]Capture{},
+		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log, Binder: binder,
+		Evidence: &evidenceSink{w: ev, watchers: binder.watchers},
 	})
 	if err != nil {
 		closeAll()
 		return nil, nil, err
 	}
+	a.bindAll(ctx)
+	go func() {
+		for ev := range netif.WatchLinks(ctx, func(err error) { o.Log.Warn("link events lost; listing interfaces again", "err", err) }) {
+			a.OnLink(ctx, ev)
+		}
+	}()
 	o.Log.Info("agent watching", "interfaces", ifaces, "mode", cfg.Mode, "sfq", feats.SFQ, "node", o.Node)
 	return a, closeAll, nil
 }
@@ -188,4 +178,58 @@ func (e *evidenceSink) Write(v detect.Verdict, c detect.Counts) (attrib.Attribut
 		errs = append(errs, err)
 	}
 	return at, dir, errors.Join(errs...)
+}
+
+// synwatchBinder binds synwatch captures to the watched interfaces. Its
+// maps are guarded by the agent's lock (Bind and the stops run under it).
+type synwatchBinder struct {
+	ctx      context.Context
+	ports    []uint16
+	log      *slog.Logger
+	watchers map[string]*synwatch.Watcher // shared with the evidence sink
+	stops    map[string]func()
+}
+
+func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
+	before, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	// synwatch resolves the name again: make sure it bound the interface
+	// whose index is returned.
+	if after, err := net.InterfaceByName(name); err != nil || after.Index != before.Index {
+		w.Close()
+		return nil, 0, nil, fmt.Errorf("interface %s changed while its capture was opened", name)
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+			b.log.Error("capture stopped", "interface", name, "ifindex", before.Index, "err", err)
+		}
+	}()
+	stop := func() {
+		cancel()
+		<-done
+		w.Close()
+		if b.watchers[name] == w {
+			delete(b.watchers, name)
+			delete(b.stops, name)
+		}
+	}
+	b.watchers[name], b.stops[name] = w, stop
+	return watcherCapture{w}, before.Index, stop, nil
+}
+
+// stopAll ends every capture (at shutdown).
+func (b *synwatchBinder) stopAll() error {
+	for _, stop := range b.stops {
+		stop()
+	}
+	return nil
 }

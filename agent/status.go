@@ -21,13 +21,14 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 	for _, name := range a.deps.Interfaces {
 		v, ok := a.last[name]
 		if !ok {
-			st.Interfaces = append(st.Interfaces, control.InterfaceStatus{Name: name, Verdict: "clean"})
+			st.Interfaces = append(st.Interfaces, control.InterfaceStatus{Name: name, Verdict: "clean", Blind: a.blindReason(name)})
 			continue
 		}
 		e := v.Verdict.Evidence
 		is := control.InterfaceStatus{
 			Name: name, TxBps: e.TxBps, TxPps: e.TxPps, SynOutPps: e.SynOutPps, SynAckInPps: e.SynAckInPps,
 			Verdict: string(v.Verdict.State), Reasons: v.Verdict.Reasons, Evidence: &e,
+			Blind: a.blindReason(name),
 		}
 		if v.Attribution != nil {
 			is.Attribution = v.Attribution

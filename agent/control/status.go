@@ -53,6 +53,10 @@ type InterfaceStatus struct {
 	// Attribution names who sent the latest flood on the interface (sources
 	// with MAC and bridge port, processes holding raw or packet sockets).
 	Attribution *attrib.Attribution `json:"attribution,omitempty"`
+	// Blind says why the interface is not being watched right now (it is
+	// missing, or its capture is not bound to it); empty while it is. The
+	// verdict of a blind interface is not current.
+	Blind string `json:"blind,omitempty"`
 }
 
 // Status reads the state file and the kernel.

@@ -67,6 +67,8 @@ type Lab struct {
 	Inet   string // the internet namespace
 	VMs    []VM
 
+	queues int // of the uplink, for RecreateUplink
+
 	mu     sync.Mutex
 	nss    []string // created, removed by Close in reverse
 	procs  []*Proc
@@ -101,7 +103,7 @@ func New(o Options) (*Lab, error) {
 	if o.Queues < 0 || o.Queues > 64 {
 		return nil, fmt.Errorf("lab: options.queues %d: want 0 to 64", o.Queues)
 	}
-	l := &Lab{Prefix: o.Prefix, Node: o.Prefix + "-node", Inet: o.Prefix + "-inet"}
+	l := &Lab{Prefix: o.Prefix, Node: o.Prefix + "-node", Inet: o.Prefix + "-inet", queues: o.Queues}
 	if err := l.build(o); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
@@ -152,6 +154,24 @@ func (l *Lab) addNS(name string) error {
 	return nil
 }
 
+// uplinkSteps create the node's uplink up0 (with queues transmit and
+// receive queues, see Options) and its inet side wan0, their addresses,
+// the node's default routes and the inet side's route back to the VMs.
+func (l *Lab) uplinkSteps(queues int) [][]string {
+	return [][]string{
+		uplinkVeth(l.Node, l.Inet, queues),
+		{"ip", "-n", l.Node, "addr", "add", NodeAddr4.String() + "/30", "dev", Uplink},
+		{"ip", "-n", l.Inet, "addr", "add", Gateway4.String() + "/30", "dev", "wan0"},
+		{"ip", "-n", l.Node, "-6", "addr", "add", NodeAddr6.String() + "/64", "dev", Uplink, "nodad"},
+		{"ip", "-n", l.Inet, "-6", "addr", "add", Gateway6.String() + "/64", "dev", "wan0", "nodad"},
+		{"ip", "-n", l.Node, "link", "set", Uplink, "up"},
+		{"ip", "-n", l.Inet, "link", "set", "wan0", "up"},
+		{"ip", "-n", l.Node, "route", "add", "default", "via", Gateway4.String()},
+		{"ip", "-n", l.Node, "-6", "route", "add", "default", "via", Gateway6.String()},
+		{"ip", "-n", l.Inet, "route", "add", VMNet4.String(), "via", NodeAddr4.String()},
+	}
+}
+
 func (l *Lab) build(o Options) error {
 	for _, ns := range []string{l.Node, l.Inet} {
 		if err := l.addNS(ns); err != nil {
@@ -161,15 +181,9 @@ func (l *Lab) build(o Options) error {
 	steps := [][]string{
 		{"ip", "-n", l.Node, "link", "set", "lo", "up"},
 		{"ip", "-n", l.Inet, "link", "set", "lo", "up"},
-		uplinkVeth(l.Node, l.Inet, o.Queues),
-		{"ip", "-n", l.Node, "addr", "add", NodeAddr4.String() + "/30", "dev", Uplink},
-		{"ip", "-n", l.Inet, "addr", "add", Gateway4.String() + "/30", "dev", "wan0"},
-		{"ip", "-n", l.Node, "-6", "addr", "add", NodeAddr6.String() + "/64", "dev", Uplink, "nodad"},
-		{"ip", "-n", l.Inet, "-6", "addr", "add", Gateway6.String() + "/64", "dev", "wan0", "nodad"},
-		{"ip", "-n", l.Node, "link", "set", Uplink, "up"},
-		{"ip", "-n", l.Inet, "link", "set", "wan0", "up"},
-		{"ip", "-n", l.Node, "route", "add", "default", "via", Gateway4.String()},
-		{"ip", "-n", l.Node, "-6", "route", "add", "default", "via", Gateway6.String()},
+	}
+	steps = append(steps, l.uplinkSteps(o.Queues)...)
+	steps = append(steps, [][]string{
 		// The node's own addresses lie inside the ranges. The local routes
 		// go to table main, where the uplink's /30 and /64 and the VM route
 		// are more specific: in table local (the default for type local,
@@ -177,11 +191,10 @@ func (l *Lab) build(o Options) error {
 		// addresses and the inet side would answer itself.
 		{"ip", "-n", l.Inet, "route", "add", "local", Inet4.String(), "dev", "lo", "table", "main"},
 		{"ip", "-n", l.Inet, "-6", "route", "add", "local", Inet6.String(), "dev", "lo", "table", "main"},
-		{"ip", "-n", l.Inet, "route", "add", VMNet4.String(), "via", NodeAddr4.String()},
 		// Floods fill the accept queues; big backlogs keep the benign
 		// handshakes answered.
 		{"ip", "netns", "exec", l.Inet, "sysctl", "-qw", "net.core.somaxconn=8192", "net.ipv4.tcp_max_syn_backlog=8192"},
-	}
+	}...)
 	if o.VMs > 0 {
 		steps = append(steps,
 			[]string{"ip", "-n", l.Node, "link", "add", "br0", "type", "bridge"},
