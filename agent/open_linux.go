@@ -81,7 +81,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 			c()
 		}
 	}
-	tx, err := nicstat.New("/proc")
+	tx, err := nicstat.New("/proc", netif.Indexes)
 	if err != nil {
 		closeAll()
 		return nil, nil, err

@@ -19,12 +19,16 @@ type Rates struct {
 	Reset bool
 }
 
-type counters struct{ bytes, packets uint64 }
+type counters struct {
+	bytes, packets uint64
+	index          int // ifindex; 0 when unknown
+}
 
 // Reader turns successive readings of /proc/net/dev into Rates. It is safe
 // for concurrent use; each Read advances the one shared previous reading.
 type Reader struct {
-	fs procfs.FS
+	fs      procfs.FS
+	indexes func() (map[string]int, error)
 
 	mu   sync.Mutex
 	prev map[string]counters
@@ -32,13 +36,21 @@ type Reader struct {
 }
 
 // New returns a Reader over the proc file system mounted at procRoot
-// ("/proc" on a host; a fixture directory in tests).
-func New(procRoot string) (*Reader, error) {
+// ("/proc" on a host; a fixture directory in tests). indexes returns the
+// ifindex of every interface by name (netif.Indexes on a host): counters
+// are followed by ifindex, so an interface that takes over a name (deleted
+// and recreated, renamed, swapped) starts from a new baseline instead of
+// producing a delta against another interface's counters. A nil indexes
+// follows names alone.
+func New(procRoot string, indexes func() (map[string]int, error)) (*Reader, error) {
 	fs, err := procfs.NewFS(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("nicstat: open proc at %s: %w", procRoot, err)
 	}
-	return &Reader{fs: fs}, nil
+	if indexes == nil {
+		indexes = func() (map[string]int, error) { return nil, nil }
+	}
+	return &Reader{fs: fs, indexes: indexes}, nil
 }
 
 // Read reads the counters at time now and returns the rates of every
@@ -48,9 +60,19 @@ func New(procRoot string) (*Reader, error) {
 // be later than the previous Read's; if not, Read returns an error and keeps
 // the previous reading.
 func (r *Reader) Read(now time.Time) (map[string]Rates, error) {
+	// /proc/net/dev has names only: read the indexes before and after it,
+	// and leave out a name whose index changed in between.
+	before, err := r.indexes()
+	if err != nil {
+		return nil, fmt.Errorf("nicstat: interface indexes: %w", err)
+	}
 	dev, err := r.fs.NetDev()
 	if err != nil {
 		return nil, fmt.Errorf("nicstat: read net/dev: %w", err)
+	}
+	after, err := r.indexes()
+	if err != nil {
+		return nil, fmt.Errorf("nicstat: interface indexes: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -62,11 +84,14 @@ func (r *Reader) Read(now time.Time) (map[string]Rates, error) {
 	out := make(map[string]Rates, len(dev))
 	cur := make(map[string]counters, len(dev))
 	for name, line := range dev {
-		c := counters{bytes: line.TxBytes, packets: line.TxPackets}
+		if before[name] != after[name] {
+			continue // the name moved while being read: a baseline next time
+		}
+		c := counters{bytes: line.TxBytes, packets: line.TxPackets, index: after[name]}
 		cur[name] = c
 		p, ok := r.prev[name]
-		if !ok {
-			continue
+		if !ok || p.index != c.index {
+			continue // new, or another interface under the same name
 		}
 		rt := Rates{Interval: elapsed}
 		if c.bytes < p.bytes || c.packets < p.packets {

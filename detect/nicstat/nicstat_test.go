@@ -53,7 +53,7 @@ func TestReadSequence(t *testing.T) {
 			"tap0":  {TxBytes: 1500, TxPackets: 1, Interval: 2 * time.Second},
 		}},
 	}
-	r, err := New(root)
+	r, err := New(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestReadSequence(t *testing.T) {
 }
 
 func TestReadClockMustAdvance(t *testing.T) {
-	r, err := New("testdata/step0")
+	r, err := New("testdata/step0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func TestReadClockMustAdvance(t *testing.T) {
 }
 
 func TestReadErrors(t *testing.T) {
-	if _, err := New(filepath.Join(t.TempDir(), "absent")); err == nil {
+	if _, err := New(filepath.Join(t.TempDir(), "absent"), nil); err == nil {
 		t.Fatal("New on a missing directory succeeded")
 	}
-	r, err := New(t.TempDir())
+	r, err := New(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestReadErrors(t *testing.T) {
 }
 
 func TestReadHostProc(t *testing.T) {
-	r, err := New("/proc")
+	r, err := New("/proc", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestReadHostProc(t *testing.T) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	r, err := New("testdata/step3")
+	r, err := New("testdata/step3", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,5 +140,60 @@ func BenchmarkRead(b *testing.B) {
 		if _, err := r.Read(at); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCountersFollowTheIndex: two interfaces swap names between readings
+// (in the incident: a bogus 23 Gbit/s interval): neither gets a rate from
+// the other's counters, each starts a new baseline, and the next interval
+// is measured again. A name that moves while being read is left out.
+func TestCountersFollowTheIndex(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "net"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	idx := map[string]int{"lo": 1, "eth0": 2, "veth1": 3, "tap0": 4}
+	var during map[string]int // the second call of a Read, when set
+	calls := 0
+	r, err := New(root, func() (map[string]int, error) {
+		calls++
+		if during != nil && calls%2 == 0 {
+			return during, nil
+		}
+		return idx, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	installStep(t, root, "step0")
+	if _, err := r.Read(t0); err != nil {
+		t.Fatal(err)
+	}
+	idx = map[string]int{"lo": 1, "eth0": 3, "veth1": 2, "vnet3": 5} // eth0 and veth1 swapped
+	installStep(t, root, "step1")
+	got, err := r.Read(t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"eth0", "veth1"} {
+		if rt, ok := got[name]; ok {
+			t.Errorf("%s after the swap: %+v, want no rate (another interface's counters)", name, rt)
+		}
+	}
+	if _, ok := got["lo"]; !ok {
+		t.Error("lo, whose index did not change, has no rate")
+	}
+	during = map[string]int{"lo": 1, "eth0": 3, "veth1": 7, "vnet3": 5} // veth1 replaced mid-read
+	installStep(t, root, "step2")
+	got, err = r.Read(t0.Add(2 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["eth0"]; !ok {
+		t.Error("eth0 has no rate an interval after the swap")
+	}
+	if rt, ok := got["veth1"]; ok {
+		t.Errorf("veth1, replaced while being read: %+v, want no rate", rt)
 	}
 }

@@ -110,3 +110,17 @@ func CheckTarget(name string, watched []string) error {
 	}
 	return checkTarget(name, why, watched)
 }
+
+// Indexes returns the ifindex of every interface by name, from one
+// rtnetlink dump.
+func Indexes() (map[string]int, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("netif: list interfaces: %w", err)
+	}
+	out := make(map[string]int, len(ifs))
+	for _, i := range ifs {
+		out[i.Name] = i.Index
+	}
+	return out, nil
+}
