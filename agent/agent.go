@@ -14,6 +14,7 @@ import (
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/attrib"
+	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -61,6 +62,9 @@ type Deps struct {
 	// Binder, when set, (re)binds Captures to the interfaces holding the
 	// watched names, following link events (links.go).
 	Binder Binder
+	// Watched says why each interface is watched and which bridge it
+	// stands in for (shown in status); optional.
+	Watched map[string]netif.Interface
 }
 
 // Agent is a running egressguard agent.

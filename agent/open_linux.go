@@ -64,6 +64,10 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		}
 	}
 	ifaces := netif.Names(watched)
+	why := map[string]netif.Interface{}
+	for _, w := range watched {
+		why[w.Name] = w
+	}
 	feats, err := shaper.Probe(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: probe kernel features: %w", err)
@@ -99,7 +103,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	}
 	a, err := New(Deps{
 		Config: cfg, Version: o.Version, Node: o.Node, Interfaces: ifaces, Captures: map[string]Capture{},
-		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log, Binder: binder,
+		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log, Binder: binder, Watched: why,
 		Evidence: &evidenceSink{w: ev, watchers: binder.watchers},
 	})
 	if err != nil {
@@ -112,6 +116,9 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 			a.OnLink(ctx, ev)
 		}
 	}()
+	for _, w := range watched {
+		o.Log.Info("watching", "interface", w.Name, "why", w.Reason, "bridge", w.Bridge)
+	}
 	o.Log.Info("agent watching", "interfaces", ifaces, "mode", cfg.Mode, "sfq", feats.SFQ, "node", o.Node)
 	return a, closeAll, nil
 }

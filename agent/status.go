@@ -21,14 +21,15 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 	for _, name := range a.deps.Interfaces {
 		v, ok := a.last[name]
 		if !ok {
-			st.Interfaces = append(st.Interfaces, control.InterfaceStatus{Name: name, Verdict: "clean", Blind: a.blindReason(name)})
+			st.Interfaces = append(st.Interfaces, control.InterfaceStatus{Name: name, Verdict: "clean", Blind: a.blindReason(name),
+				Watched: a.deps.Watched[name].Reason, Bridge: a.deps.Watched[name].Bridge})
 			continue
 		}
 		e := v.Verdict.Evidence
 		is := control.InterfaceStatus{
 			Name: name, TxBps: e.TxBps, TxPps: e.TxPps, SynOutPps: e.SynOutPps, SynAckInPps: e.SynAckInPps,
 			Verdict: string(v.Verdict.State), Reasons: v.Verdict.Reasons, Evidence: &e,
-			Blind: a.blindReason(name),
+			Blind: a.blindReason(name), Watched: a.deps.Watched[name].Reason, Bridge: a.deps.Watched[name].Bridge,
 		}
 		if v.Attribution != nil {
 			is.Attribution = v.Attribution

@@ -35,6 +35,12 @@ type env struct {
 // started) whose config is labagent.Config changed by edit.
 func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, lab.Options{VMs: vms}, edit)
+}
+
+// newEnvWith is newEnv on a lab shaped by o (its prefix is chosen here).
+func newEnvWith(t *testing.T, o lab.Options, edit func(*config.Config)) *env {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
@@ -47,7 +53,7 @@ func newEnv(t *testing.T, vms int, edit func(*config.Config)) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, lab: lab.NewT(t, "egl", vms), tools: tools, dir: t.TempDir()}
+	e := &env{t: t, ctx: ctx, lab: lab.NewTWith(t, "egl", o), tools: tools, dir: t.TempDir()}
 	cfg := labagent.Config(e.dir)
 	if edit != nil {
 		edit(&cfg)

@@ -57,6 +57,11 @@ type InterfaceStatus struct {
 	// missing, or its capture is not bound to it); empty while it is. The
 	// verdict of a blind interface is not current.
 	Blind string `json:"blind,omitempty"`
+	// Watched says why the interface is watched ("default route (ipv4)",
+	// "uplink port of bridge vmbr0 …"), and Bridge names the bridge it
+	// stands in for, if any (internal/netif).
+	Watched string `json:"watched,omitempty"`
+	Bridge  string `json:"bridge,omitempty"`
 }
 
 // Status reads the state file and the kernel.

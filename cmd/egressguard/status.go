@@ -99,6 +99,14 @@ func printStatus(g *globals, st control.Status) {
 				i.SynOutPps, i.SynAckInPps, strings.Join(i.Reasons, "; "))
 		}
 		w.Flush()
+		for _, i := range st.Interfaces {
+			if i.Bridge != "" {
+				fmt.Fprintf(g.stdout, "note: %s is watched and throttled for bridge %s: %s\n", i.Name, i.Bridge, i.Watched)
+			}
+			if i.Blind != "" {
+				fmt.Fprintf(g.stdout, "warning: %s is blind: %s\n", i.Name, i.Blind)
+			}
+		}
 	}
 	for _, m := range st.Mitigations {
 		for _, warn := range m.Warnings {

@@ -50,6 +50,10 @@ type Options struct {
 	// Queues is the number of transmit and receive queues of the uplink
 	// veth; 0 or 1 means one (more makes the kernel give up0 an mq root).
 	Queues int
+	// Bridged builds a bridged hypervisor instead (bridged_linux.go): up0 is
+	// a port of br0, which holds the node's address and default route, and
+	// the VMs sit on the uplink's own subnet.
+	Bridged bool
 }
 
 // VM is one namespace behind the node's bridge.
@@ -104,7 +108,11 @@ func New(o Options) (*Lab, error) {
 		return nil, fmt.Errorf("lab: options.queues %d: want 0 to 64", o.Queues)
 	}
 	l := &Lab{Prefix: o.Prefix, Node: o.Prefix + "-node", Inet: o.Prefix + "-inet", queues: o.Queues}
-	if err := l.build(o); err != nil {
+	build := l.build
+	if o.Bridged {
+		build = l.buildBridged
+	}
+	if err := build(o); err != nil {
 		return nil, errors.Join(err, l.Close())
 	}
 	return l, nil
@@ -207,30 +215,9 @@ func (l *Lab) build(o Options) error {
 		return err
 	}
 	for i := 1; i <= o.VMs; i++ {
-		vm := VM{NS: fmt.Sprintf("%s-vm%d", l.Prefix, i), Port: fmt.Sprintf("vnet%d", i), Addr: VMAddr(i)}
-		if err := l.addNS(vm.NS); err != nil {
+		if err := l.addVM(i, netip.PrefixFrom(VMAddr(i), 24), BridgeAddr4); err != nil {
 			return err
 		}
-		err := runAll([][]string{
-			{"ip", "-n", vm.NS, "link", "set", "lo", "up"},
-			{"ip", "-n", l.Node, "link", "add", vm.Port, "type", "veth", "peer", "name", "eth0", "netns", vm.NS},
-			{"ip", "-n", l.Node, "link", "set", vm.Port, "master", "br0"},
-			{"ip", "-n", l.Node, "link", "set", vm.Port, "up"},
-			{"ip", "-n", vm.NS, "addr", "add", vm.Addr.String() + "/24", "dev", "eth0"},
-			{"ip", "-n", vm.NS, "link", "set", "eth0", "up"},
-			{"ip", "-n", vm.NS, "route", "add", "default", "via", BridgeAddr4.String()},
-		})
-		if err != nil {
-			return err
-		}
-		out, err := output("ip", "-n", vm.NS, "-br", "link", "show", "eth0")
-		if err != nil {
-			return err
-		}
-		if f := strings.Fields(out); len(f) >= 3 {
-			vm.MAC = f[2]
-		}
-		l.VMs = append(l.VMs, vm)
 	}
 	return l.waitBridge()
 }
@@ -269,6 +256,35 @@ func NewNetNS(t testing.TB, base string) string {
 // waitBridge waits for the VM ports to forward (the bridge's ports go
 // through listening/learning only with STP, off by default, but the
 // carrier of a fresh veth takes a moment).
+// addVM creates VM i behind br0 with address addr and default gateway gw.
+func (l *Lab) addVM(i int, addr netip.Prefix, gw netip.Addr) error {
+	vm := VM{NS: fmt.Sprintf("%s-vm%d", l.Prefix, i), Port: fmt.Sprintf("vnet%d", i), Addr: addr.Addr()}
+	if err := l.addNS(vm.NS); err != nil {
+		return err
+	}
+	err := runAll([][]string{
+		{"ip", "-n", vm.NS, "link", "set", "lo", "up"},
+		{"ip", "-n", l.Node, "link", "add", vm.Port, "type", "veth", "peer", "name", "eth0", "netns", vm.NS},
+		{"ip", "-n", l.Node, "link", "set", vm.Port, "master", "br0"},
+		{"ip", "-n", l.Node, "link", "set", vm.Port, "up"},
+		{"ip", "-n", vm.NS, "addr", "add", addr.String(), "dev", "eth0"},
+		{"ip", "-n", vm.NS, "link", "set", "eth0", "up"},
+		{"ip", "-n", vm.NS, "route", "add", "default", "via", gw.String()},
+	})
+	if err != nil {
+		return err
+	}
+	out, err := output("ip", "-n", vm.NS, "-br", "link", "show", "eth0")
+	if err != nil {
+		return err
+	}
+	if f := strings.Fields(out); len(f) >= 3 {
+		vm.MAC = f[2]
+	}
+	l.VMs = append(l.VMs, vm)
+	return nil
+}
+
 func (l *Lab) waitBridge() error {
 	deadline := time.Now().Add(5 * time.Second)
 	for _, vm := range l.VMs {

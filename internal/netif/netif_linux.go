@@ -8,26 +8,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Interface is one interface egressguard watches and why.
-type Interface struct {
-	Name   string
-	Reason string // "configured", "default route (ipv4)", "default route (ipv4, ipv6)"
-}
-
-// Names returns the names of ifs, in order.
-func Names(ifs []Interface) []string {
-	out := make([]string, len(ifs))
-	for i, w := range ifs {
-		out[i] = w.Name
-	}
-	return out
-}
-
 // Watched returns the interfaces the agent watches: the configured ones or,
 // when none are, those holding a default route in the main table, IPv4
-// then IPv6, multipath next hops included. The agent, the CLI and doctor
-// all ask here, so doctor reports on exactly what `run` watches.
+// then IPv6, multipath next hops included; a bridge among them is replaced
+// by its uplink ports (Proxmox's vmbr0, libvirt's bridged networking: see
+// expandBridges). The agent, the CLI and doctor all ask here, so doctor
+// reports on exactly what `run` watches.
 func Watched(configured []string) ([]Interface, error) {
+	ws, err := candidates(configured)
+	if err != nil {
+		return nil, err
+	}
+	return expandBridges(ws)
+}
+
+// candidates are the configured interfaces or those of the default routes.
+func candidates(configured []string) ([]Interface, error) {
 	if len(configured) > 0 {
 		ws := make([]Interface, len(configured))
 		for i, name := range configured {
