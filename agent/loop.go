@@ -43,13 +43,24 @@ func (a *Agent) Tick(ctx context.Context) {
 		a.log.Warn("transmit counters", "err", err)
 	}
 	obs := make([]policy.Observation, 0, len(a.deps.Interfaces))
+	all := make(map[string]*detect.Counts, len(a.deps.Interfaces))
+	offers := make(map[string]uint64, len(a.deps.Interfaces))
 	for _, name := range a.deps.Interfaces {
-		c, ok := a.deps.Captures[name]
+		if c, ok := a.deps.Captures[name]; ok {
+			counts := c.Collect()
+			offers[name] = a.addOffered(ctx, name, &counts)
+			all[name] = &counts
+		}
+	}
+	// Handshake replies are matched node-wide: with asymmetric routing the
+	// SYN-ACKs come back on another uplink than the SYNs left by.
+	detect.MatchReplies(all)
+	for _, name := range a.deps.Interfaces {
+		pc, ok := all[name]
 		if !ok {
 			continue
 		}
-		counts := c.Collect()
-		offered := a.addOffered(ctx, name, &counts)
+		counts, offered := *pc, offers[name]
 		r := tx[name]
 		interval := r.Interval
 		if interval <= 0 {

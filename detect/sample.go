@@ -16,6 +16,11 @@ type Counts struct {
 	Sources                  map[netip.Addr]uint64           // SYNs+UDP out by source address (capped)
 	SourceMACs               map[netip.Addr]net.HardwareAddr // for attribution of bridged traffic
 	SampleDsts               []netip.AddrPort                // a few sample destinations
+	// SynAckTo counts SYN-ACKs in by destination address, i.e. by the
+	// local source whose SYN they answer (capped: top N), so that replies
+	// arriving on another interface than the SYNs left by can be matched
+	// node-wide (MatchReplies).
+	SynAckTo map[netip.Addr]uint64
 }
 
 // Sample is one interval on one interface.

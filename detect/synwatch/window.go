@@ -25,6 +25,7 @@ type window struct {
 	dsts                  distinctSet
 	ports                 *topK[uint16]
 	sources               *topK[netip.Addr]
+	synAckTo              *topK[netip.Addr] // SYN-ACKs in by destination
 	macs                  map[netip.Addr][6]byte
 	sampleDsts            []netip.AddrPort
 	rng                   *rand.Rand
@@ -38,6 +39,7 @@ func newWindow(seed uint64) *window {
 	return &window{
 		ports:      newTopK[uint16](topCapacity),
 		sources:    newTopK[netip.Addr](topCapacity),
+		synAckTo:   newTopK[netip.Addr](topCapacity),
 		macs:       make(map[netip.Addr][6]byte, topCapacity),
 		sampleDsts: make([]netip.AddrPort, 0, sampleDstsCap),
 		rng:        rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)),
@@ -48,6 +50,7 @@ func (w *window) add(o observation, weight uint64) {
 	switch o.kind {
 	case kindSynAckIn:
 		w.synAckIn += weight
+		w.synAckTo.add(o.dst, weight)
 		return
 	case kindUDPIn:
 		w.udpIn += weight
@@ -103,12 +106,16 @@ func (w *window) counts(topN int) detect.Counts {
 		Sources:      w.sources.top(topN),
 		SourceMACs:   map[netip.Addr]net.HardwareAddr{},
 		SampleDsts:   slices.Clone(w.sampleDsts),
+		SynAckTo:     w.synAckTo.top(topN),
 	}
 	if w.outSampled == 0 {
 		c.Destinations = 0
 	}
 	for p, v := range c.DstPorts {
 		c.DstPorts[p] = scale(v)
+	}
+	for a, v := range c.SynAckTo {
+		c.SynAckTo[a] = scale(v)
 	}
 	for a, v := range c.Sources {
 		c.Sources[a] = scale(v)
@@ -126,6 +133,7 @@ func (w *window) reset() {
 	w.dsts.reset()
 	w.ports.reset()
 	w.sources.reset()
+	w.synAckTo.reset()
 	clear(w.macs)
 	w.sampleDsts = w.sampleDsts[:0]
 }
