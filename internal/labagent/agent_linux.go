@@ -188,7 +188,18 @@ func (a *Agent) Metrics(ctx context.Context) (string, error) {
 // CLI runs `egressguard --config FILE args...` inside the node namespace
 // and returns its combined output and exit code (-1 if it did not run).
 func (a *Agent) CLI(ctx context.Context, args ...string) (string, int, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", a.Lab.Node, a.Bin, "--config", a.ConfigPath}, args...)...)
+	return a.CLIWithCapabilities(ctx, nil, args...)
+}
+
+// CLIWithCapabilities is CLI with only caps (as UnitCapabilities returns
+// them; nil: the test's own).
+func (a *Agent) CLIWithCapabilities(ctx context.Context, caps []string, args ...string) (string, int, error) {
+	argv := []string{"netns", "exec", a.Lab.Node}
+	if caps != nil {
+		argv = append(argv, setprivArgs(caps)...)
+	}
+	argv = append(argv, a.Bin, "--config", a.ConfigPath)
+	cmd := exec.CommandContext(ctx, "ip", append(argv, args...)...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
