@@ -3,6 +3,7 @@ module github.com/egressguard/egressguard
 go 1.26.8
 
 require (
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/florianl/go-tc v0.4.5-0.20240822175159-7926c32f7299
 	github.com/google/gopacket v1.1.19
 	github.com/mdlayher/netlink v1.11.2

@@ -62,9 +62,11 @@ func newEnvWith(t *testing.T, o lab.Options, edit func(*config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The agent runs with exactly the packaged unit's capabilities, so a
-	// feature that needs more fails here first.
-	if e.agent.Capabilities, err = labagent.UnitCapabilities(unitFile); err != nil {
+	// The agent runs with exactly the packaged unit's capabilities and
+	// under its system call filter, so a feature that needs more fails here
+	// first.
+	e.agent.Capabilities, e.agent.SyscallFilter, err = labagent.UnitConfinement(unitFile, tools.SyscallFilter)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

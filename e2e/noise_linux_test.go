@@ -10,8 +10,8 @@ import (
 )
 
 // TestCommandsLeaveNoTrace runs the commands that say they change nothing
-// (plan, doctor, status) with only the packaged unit's capabilities, which
-// cannot create a network namespace: each succeeds (the kernel probe needs
+// (plan, doctor, status) with only the packaged unit's capabilities (which
+// cannot create a network namespace) and under its system call filter: each succeeds (the kernel probe needs
 // neither a namespace nor a veth), no link event occurs, the node's
 // interfaces and qdiscs are as before, and the kernel log gains no "Caught tx_queue_len zero misconfig"
 // line for the loopback the probe asks on.
@@ -48,12 +48,12 @@ func TestCommandsLeaveNoTrace(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	for _, args := range [][]string{{"plan", "--interface", lab.Uplink}, {"doctor"}, {"status"}} {
-		out, code, err := e.agent.CLIWithCapabilities(e.ctx, e.agent.Capabilities, args...)
+		out, code, err := e.agent.CLIConfined(e.ctx, args...)
 		if err != nil || code != 0 {
-			t.Errorf("egressguard %s under the unit's capabilities: exit %d, %v\n%s", strings.Join(args, " "), code, err, out)
+			t.Errorf("egressguard %s under the unit's confinement: exit %d, %v\n%s", strings.Join(args, " "), code, err, out)
 		}
 		if strings.Contains(out, "not probed") {
-			t.Errorf("egressguard %s: a probe failed under the unit's capabilities:\n%s", strings.Join(args, " "), out)
+			t.Errorf("egressguard %s: a probe failed under the unit's confinement:\n%s", strings.Join(args, " "), out)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)

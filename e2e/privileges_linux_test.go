@@ -20,8 +20,8 @@ var capBits = map[string]uint{
 }
 
 // TestPackagedPrivileges runs the agent with exactly the unit's capability
-// set (as every e2e test does) and checks the process holds that set and
-// nothing more, then floods from a root process on the node: the flood is
+// set and under its system call filter (as every e2e test does) and checks
+// the process holds that set and nothing more, in seccomp filter mode, then floods from a root process on the node: the flood is
 // throttled and the attribution names the flooding process by pid and exe.
 func TestPackagedPrivileges(t *testing.T) {
 	e := newEnv(t, 0, nil)
@@ -38,8 +38,13 @@ func TestPackagedPrivileges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for field, want := range map[string]uint64{"Seccomp": 2, "NoNewPrivs": 1} {
+		if got := statusField(t, string(status), field, 10); got != want {
+			t.Errorf("agent %s %d, want %d (the unit's SystemCallFilter and NoNewPrivileges)", field, got, want)
+		}
+	}
 	for _, field := range []string{"CapEff", "CapPrm", "CapBnd"} {
-		got := capField(t, string(status), field)
+		got := statusField(t, string(status), field, 16)
 		t.Logf("agent %s %016x (unit: %v)", field, got, e.agent.Capabilities)
 		if got != want {
 			t.Errorf("agent %s %016x, want exactly the unit's %016x", field, got, want)
@@ -72,11 +77,12 @@ func TestPackagedPrivileges(t *testing.T) {
 	}
 }
 
-func capField(t *testing.T, status, field string) uint64 {
+// statusField reads a number of /proc/PID/status in base.
+func statusField(t *testing.T, status, field string, base int) uint64 {
 	t.Helper()
 	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			n, err := strconv.ParseUint(strings.TrimSpace(v), base, 64)
 			if err != nil {
 				t.Fatal(err)
 			}

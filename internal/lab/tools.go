@@ -16,6 +16,9 @@ type Tools struct {
 	Synflood    string // ./scripts/synflood
 	Crawler     string // ./scripts/crawler
 	Sink        string // ./scripts/sink
+	// SyscallFilter is ./scripts/syscallfilter: it runs a command under a
+	// systemd unit's SystemCallFilter= where systemd is not PID 1.
+	SyscallFilter string
 }
 
 var (
@@ -40,7 +43,8 @@ func BuildTools() (Tools, error) {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
-			"./cmd/egressguard", "./scripts/synflood", "./scripts/crawler", "./scripts/sink")
+			"./cmd/egressguard", "./scripts/synflood", "./scripts/crawler", "./scripts/sink",
+			"./scripts/syscallfilter")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -49,11 +53,12 @@ func BuildTools() (Tools, error) {
 			return
 		}
 		tools = Tools{
-			Dir:         dir,
-			Egressguard: filepath.Join(dir, "egressguard"),
-			Synflood:    filepath.Join(dir, "synflood"),
-			Crawler:     filepath.Join(dir, "crawler"),
-			Sink:        filepath.Join(dir, "sink"),
+			Dir:           dir,
+			Egressguard:   filepath.Join(dir, "egressguard"),
+			Synflood:      filepath.Join(dir, "synflood"),
+			Crawler:       filepath.Join(dir, "crawler"),
+			Sink:          filepath.Join(dir, "sink"),
+			SyscallFilter: filepath.Join(dir, "syscallfilter"),
 		}
 	})
 	return tools, toolsErr

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -71,6 +72,9 @@ type Agent struct {
 	// bounds them as the packaged unit does, see UnitCapabilities); nil runs
 	// it with the test's own.
 	Capabilities []string
+	// SyscallFilter, when set, is a command prefix that applies the unit's
+	// system call filter before the agent starts (UnitConfinement).
+	SyscallFilter []string
 }
 
 // New writes cfg to dir/config.yaml, and a webhook token to
@@ -106,6 +110,7 @@ func (a *Agent) Start(ctx context.Context) error {
 // StartNoWait runs the agent without waiting for it to be ready.
 func (a *Agent) StartNoWait() error {
 	args := []string{a.Bin, "--config", a.ConfigPath, "run"}
+	args = append(slices.Clone(a.SyscallFilter), args...)
 	if a.Capabilities != nil {
 		args = append(setprivArgs(a.Capabilities), args...)
 	}
@@ -188,15 +193,22 @@ func (a *Agent) Metrics(ctx context.Context) (string, error) {
 // CLI runs `egressguard --config FILE args...` inside the node namespace
 // and returns its combined output and exit code (-1 if it did not run).
 func (a *Agent) CLI(ctx context.Context, args ...string) (string, int, error) {
-	return a.CLIWithCapabilities(ctx, nil, args...)
+	return a.cli(ctx, false, args...)
 }
 
-// CLIWithCapabilities is CLI with only caps (as UnitCapabilities returns
-// them; nil: the test's own).
-func (a *Agent) CLIWithCapabilities(ctx context.Context, caps []string, args ...string) (string, int, error) {
+// CLIConfined is CLI under the agent's confinement (Capabilities and
+// SyscallFilter) instead of the test's own privileges.
+func (a *Agent) CLIConfined(ctx context.Context, args ...string) (string, int, error) {
+	return a.cli(ctx, true, args...)
+}
+
+func (a *Agent) cli(ctx context.Context, confined bool, args ...string) (string, int, error) {
 	argv := []string{"netns", "exec", a.Lab.Node}
-	if caps != nil {
-		argv = append(argv, setprivArgs(caps)...)
+	if confined {
+		if a.Capabilities != nil {
+			argv = append(argv, setprivArgs(a.Capabilities)...)
+		}
+		argv = append(argv, a.SyscallFilter...)
 	}
 	argv = append(argv, a.Bin, "--config", a.ConfigPath)
 	cmd := exec.CommandContext(ctx, "ip", append(argv, args...)...)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -41,6 +42,22 @@ func UnitCapabilities(path string) ([]string, error) {
 		return nil, fmt.Errorf("labagent: %s: no CapabilityBoundingSet=", path)
 	}
 	return caps, nil
+}
+
+// UnitConfinement returns what the packaged unit confines the agent to:
+// its capability bounding set (UnitCapabilities) and the command prefix
+// that applies its SystemCallFilter= (filter is the lab's syscallfilter
+// tool, lab.Tools.SyscallFilter).
+func UnitConfinement(unit, filter string) (caps, syscalls []string, err error) {
+	caps, err = UnitCapabilities(unit)
+	if err != nil {
+		return nil, nil, err
+	}
+	abs, err := filepath.Abs(unit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("labagent: unit %s: %w", unit, err)
+	}
+	return caps, []string{filter, "-unit", abs, "--"}, nil
 }
 
 // setprivArgs is the command prefix that runs a root process with exactly
