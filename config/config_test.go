@@ -106,7 +106,7 @@ func TestParseRate(t *testing.T) {
 
 func TestParsePortsAndPrefix(t *testing.T) {
 	ps, err := ParsePorts("80, 443,80")
-	if err != nil || len(ps) != 2 || ps[0] != 80 || ps[1] != 443 {
+	if err != nil || len(ps) != 3 || ps[0] != 80 || ps[1] != 443 || ps[2] != 80 {
 		t.Errorf("ParsePorts = %v, %v", ps, err)
 	}
 	for _, in := range []string{"", "0", "65536", "80,,443", "http"} {

@@ -67,20 +67,17 @@ func ParsePort(s string) (uint16, error) {
 	return uint16(v), nil
 }
 
-// ParsePorts reads a comma-separated list of ports ("80,443"); duplicates are
-// dropped, order is kept.
+// ParsePorts reads a comma-separated list of ports ("80,443") in order. A
+// port listed twice is kept twice: shaper.Spec.Validate refuses it, as it
+// does in throttle.ports and on the socket, so every input agrees.
 func ParsePorts(s string) ([]uint16, error) {
 	var out []uint16
-	seen := map[uint16]bool{}
 	for _, f := range strings.Split(s, ",") {
 		p, err := ParsePort(f)
 		if err != nil {
 			return nil, err
 		}
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
+		out = append(out, p)
 	}
 	return out, nil
 }
