@@ -41,7 +41,7 @@ func TestReadTokenFile(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope"), "", ErrNoToken, "missing"},
 		{"empty", write("g", " \n", 0o600), "", ErrNoToken, "empty"},
 		{"too long", write("h", strings.Repeat("x", maxTokenBytes+1), 0o600), "", nil, "longer than 4096 bytes"},
-		{"a directory", dir, "", nil, "want a regular file"},
+		{"a directory", dir, "", nil, "is not a regular file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ReadTokenFile(tt.path)
@@ -58,5 +58,27 @@ func TestReadTokenFile(t *testing.T) {
 				t.Errorf("error %v: want it to wrap %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A token file owned by another user is refused even at mode 0600: its owner
+// could rewrite it and order throttles.
+func TestReadTokenFileRefusesAnotherOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file to another user")
+	}
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadTokenFile(p); err != nil {
+		t.Fatalf("root-owned 0600 token: %v", err)
+	}
+	if err := os.Chown(p, 65534, 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadTokenFile(p)
+	if !errors.Is(err, ErrTokenOwner) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "owner uid 65534") {
+		t.Fatalf("token owned by uid 65534: %v; want ErrTokenOwner naming the file and the uid", err)
 	}
 }

@@ -33,7 +33,7 @@ func webhookTokenCheck(path string) Check {
 		c.Hint = fmt.Sprintf("write a token: umask 027; od -An -N32 -tx1 /dev/urandom | tr -d ' \\n' >%s; chgrp %s %s", path, alerts.TokenGroup, path)
 	default:
 		c.Status, c.Detail = StatusFail, err.Error()+": the agent refuses to start"
-		c.Hint = fmt.Sprintf("chmod 0640 %s; chgrp %s %s (add the Alertmanager's user to that group)", path, alerts.TokenGroup, path)
+		c.Hint = fmt.Sprintf("chown root:%s %s; chmod 0640 %s (add the Alertmanager's user to that group)", alerts.TokenGroup, path, path)
 	}
 	return c
 }
