@@ -32,9 +32,10 @@ func (a *Agent) webhookToken() []byte {
 
 // CheckWebhookToken is the start-up check of webhook.token_file: it logs
 // whether the webhook is enabled and returns an error, naming the file and
-// its mode, when the file is group- or world-writable or world-readable, so
-// that the agent refuses to start with a token any local user could read or
-// set. A missing or empty file only disables the webhook.
+// its mode or owner, when the file is group- or world-writable,
+// world-readable or owned by another user, so that the agent refuses to
+// start with a token any local user could read or set. A missing or empty
+// file only disables the webhook.
 func CheckWebhookToken(path string, log *slog.Logger) error {
 	if path == "" {
 		log.Warn("webhook disabled: webhook.token_file is empty; every webhook request is refused")
