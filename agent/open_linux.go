@@ -48,7 +48,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	// Before anything touches the kernel: a token others can read or write
 	// would let any local user order throttles.
 	if err := CheckWebhookToken(cfg.Webhook.TokenFile, o.Log); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("agent: refusing to start: %w", err)
 	}
 	watched, err := netif.Watched(cfg.Interfaces)
 	if err != nil {

@@ -59,8 +59,12 @@ func TestReloadRefusesAnUnsafeToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := a.cfg.Webhook.TokenFile
-	if err := a.Reload(cfg); err == nil || !strings.Contains(err.Error(), "mode 0644") {
+	err := a.Reload(cfg)
+	if err == nil || !strings.Contains(err.Error(), "mode 0644") {
 		t.Fatalf("Reload with a 0644 token: %v, want a refusal naming the mode", err)
+	}
+	if strings.Contains(err.Error(), "refusing to start") {
+		t.Errorf("Reload error %q: a running agent keeps running, it does not refuse to start", err)
 	}
 	if a.cfg.Webhook.TokenFile != old {
 		t.Errorf("token_file %q after a refused reload, want the old %q", a.cfg.Webhook.TokenFile, old)

@@ -50,7 +50,7 @@ func CheckWebhookToken(path string, log *slog.Logger) error {
 		log.Warn("webhook disabled: every webhook request is refused", "token_file", path, "reason", err.Error())
 		return nil
 	default:
-		return fmt.Errorf("agent: refusing to start: %w", err)
+		return err
 	}
 }
 
