@@ -164,13 +164,13 @@ func interfaceCheck(w watched) Check {
 	if w.Err != nil {
 		c.Status = StatusFail
 		c.Detail = fmt.Sprintf("%s, but: %v", w.Reason, w.Err)
-		c.Hint = "fix `interfaces` in /etc/egressguard/config.yaml, or leave it empty to watch the default-route interfaces"
+		c.Hint = "fix `interfaces` in the config file (--config), or leave it empty to watch the default-route interfaces"
 		return c
 	}
 	if w.LocalOnly != "" {
 		c.Status = StatusFail
 		c.Detail = fmt.Sprintf("%s, but it is %s; the agent refuses to watch or throttle it", w.Reason, w.LocalOnly)
-		c.Hint = "list the uplinks in `interfaces` in /etc/egressguard/config.yaml, or leave it empty to watch the default-route interfaces"
+		c.Hint = "list the uplinks in `interfaces` in the config file (--config), or leave it empty to watch the default-route interfaces"
 		return c
 	}
 	root := fmt.Sprintf("root qdisc %s %s", w.RootKind, handleString(w.RootHandle))
@@ -198,7 +198,7 @@ func noInterfacesCheck() Check {
 		Name:   "interfaces",
 		Status: StatusWarn,
 		Detail: "no interface holds a default route and none is configured: the agent watches nothing",
-		Hint:   "set `interfaces` in /etc/egressguard/config.yaml",
+		Hint:   "set `interfaces` in the config file (--config)",
 	}
 }
 
