@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Config holds the detector's thresholds. Start from DefaultConfig and
@@ -65,6 +66,43 @@ type Config struct {
 	BaselineWarmup int `json:"baseline_warmup" yaml:"baseline_warmup"`
 	// TopN bounds the top sources and top destination ports in Evidence.
 	TopN int `json:"top_n" yaml:"top_n"`
+
+	// Tick is how often the per-key window slides (detect.tick): at most
+	// 100 ms, so a verdict can come within half a second (DESIGN §11).
+	Tick time.Duration `json:"tick" yaml:"tick"`
+	// Window is the span per-key rates are measured over (detect.window).
+	Window time.Duration `json:"window" yaml:"window"`
+	// RTTAllowance is how long a SYN (or a UDP or ICMP packet) may wait for
+	// its answer before it counts as unanswered (detect.rtt_allowance): the
+	// rule weighs what was sent in the window that ended RTTAllowance ago
+	// against the replies of the latest window. The default, 300 ms, covers
+	// intercontinental round trips (Europe–Australia is about 250–290 ms);
+	// with synack_ratio_max 0.2 a steady peer stays healthy up to
+	// RTTAllowance + 0.8 Window.
+	RTTAllowance time.Duration `json:"rtt_allowance" yaml:"rtt_allowance"`
+	// KeyEnterTicks is how many consecutive suspect ticks make a key a
+	// flood (detect.key_enter_ticks).
+	KeyEnterTicks int `json:"key_enter_ticks" yaml:"key_enter_ticks"`
+	// KeyExitTicks is how many consecutive clean ticks end a key's flood
+	// (detect.key_exit_ticks).
+	KeyExitTicks int `json:"key_exit_ticks" yaml:"key_exit_ticks"`
+	// ICMPRateMin: ICMP out per second above which few replies make a key
+	// suspect (detect.icmp_rate_min).
+	ICMPRateMin float64 `json:"icmp_rate_min" yaml:"icmp_rate_min"`
+	// ICMPReplyRatioMax: ICMP in / ICMP out below this means the packets go
+	// unanswered (detect.icmp_reply_ratio_max).
+	ICMPReplyRatioMax float64 `json:"icmp_reply_ratio_max" yaml:"icmp_reply_ratio_max"`
+	// ICMPRateMax: ICMP out per second above which a key is suspect even
+	// when answered (detect.icmp_rate_max): monitoring sends orders of
+	// magnitude less, and a victim answers a ping flood until it saturates.
+	ICMPRateMax float64 `json:"icmp_rate_max" yaml:"icmp_rate_max"`
+	// SpoofRateMin: a VM port sending more than this many packets per
+	// second from addresses it does not own is suspect (detect.spoof_rate_min).
+	// Below it the spoofing still shows (attention, metric, status).
+	SpoofRateMin float64 `json:"spoof_rate_min" yaml:"spoof_rate_min"`
+	// MaxSourcesTracked bounds the source addresses counted exactly
+	// (detect.max_sources_tracked); the rest count as one other key.
+	MaxSourcesTracked int `json:"max_sources_tracked" yaml:"max_sources_tracked"`
 }
 
 // DefaultConfig returns the documented defaults (docs/design.md §8 for the detect.*
@@ -87,6 +125,16 @@ func DefaultConfig() Config {
 		BaselineAlpha:        0.05,
 		BaselineWarmup:       10,
 		TopN:                 5,
+		Tick:                 100 * time.Millisecond,
+		Window:               500 * time.Millisecond,
+		RTTAllowance:         300 * time.Millisecond,
+		KeyEnterTicks:        2,
+		KeyExitTicks:         30,
+		ICMPRateMin:          1000,
+		ICMPReplyRatioMax:    0.2,
+		ICMPRateMax:          20000,
+		SpoofRateMin:         100,
+		MaxSourcesTracked:    1024,
 	}
 }
 
@@ -102,6 +150,9 @@ func (c Config) Validate() error {
 		{"detect.tx_jump_factor", c.TxJumpFactor},
 		{"detect.tx_jump_pps_min", c.TxJumpPpsMin},
 		{"detect.small_packet_max", c.SmallPacketMax},
+		{"detect.icmp_rate_min", c.ICMPRateMin},
+		{"detect.icmp_rate_max", c.ICMPRateMax},
+		{"detect.spoof_rate_min", c.SpoofRateMin},
 	}
 	for _, f := range positive {
 		if !(f.v > 0) || math.IsInf(f.v, 0) {
@@ -117,6 +168,7 @@ func (c Config) Validate() error {
 		{"detect.udp_reply_ratio_max", c.UDPReplyRatioMax},
 		{"detect.port_concentration_min", c.PortConcentrationMin},
 		{"detect.baseline_alpha", c.BaselineAlpha},
+		{"detect.icmp_reply_ratio_max", c.ICMPReplyRatioMax},
 	}
 	for _, f := range fractions {
 		if !(f.v > 0 && f.v <= 1) {
@@ -133,6 +185,9 @@ func (c Config) Validate() error {
 		{"detect.enter_after", c.EnterAfter},
 		{"detect.exit_after", c.ExitAfter},
 		{"detect.top_n", c.TopN},
+		{"detect.key_enter_ticks", c.KeyEnterTicks},
+		{"detect.key_exit_ticks", c.KeyExitTicks},
+		{"detect.max_sources_tracked", c.MaxSourcesTracked},
 	}
 	for _, f := range counts {
 		if f.v < 1 {
@@ -141,6 +196,15 @@ func (c Config) Validate() error {
 	}
 	if c.BaselineWarmup < 0 {
 		return fmt.Errorf("detect.baseline_warmup %d: want 0 or more", c.BaselineWarmup)
+	}
+	if c.Tick <= 0 || c.Tick > 100*time.Millisecond {
+		return fmt.Errorf("detect.tick %s: want a duration in (0, 100ms]", c.Tick)
+	}
+	if c.Window < c.Tick || c.Window > 10*time.Second {
+		return fmt.Errorf("detect.window %s: want a duration from detect.tick (%s) to 10s", c.Window, c.Tick)
+	}
+	if c.RTTAllowance < 0 || c.RTTAllowance > 10*time.Second {
+		return fmt.Errorf("detect.rtt_allowance %s: want a duration from 0 to 10s", c.RTTAllowance)
 	}
 	if c.FanOutMin < 1 {
 		return fmt.Errorf("detect.fan_out_min %d: want at least 1", c.FanOutMin)

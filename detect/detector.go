@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -54,15 +55,23 @@ func (d *Detector) Observe(s Sample) Verdict {
 	}
 
 	ev := d.measure(s, st)
-	var reasons []string
+	var reasons, protos []string
 	suspect := false
 	if r, ok := d.synFailing(ev); ok {
 		suspect = true
-		reasons = append(reasons, r)
+		reasons, protos = append(reasons, r), append(protos, "tcp")
 	}
 	if r, ok := d.udpFailing(ev); ok {
 		suspect = true
-		reasons = append(reasons, r)
+		reasons, protos = append(reasons, r), append(protos, "udp")
+	}
+	floodKeys := 0
+	for _, k := range s.Counts.Keys {
+		if k.State == StateFlood {
+			floodKeys++
+			suspect = true
+			reasons = append(reasons, k.Key+": "+strings.Join(k.Reasons, "; "))
+		}
 	}
 	attention := d.attention(ev, st)
 	reasons = append(reasons, attention...)
@@ -84,7 +93,8 @@ func (d *Detector) Observe(s Sample) Verdict {
 		if !suspect {
 			reasons = append(reasons, fmt.Sprintf("flood continues: %d of %d clean intervals to exit", st.cleanRun, d.cfg.ExitAfter))
 		}
-	case st.state != StateFlood && st.suspectRun >= d.cfg.EnterAfter:
+	case st.state != StateFlood && (st.suspectRun >= d.cfg.EnterAfter || floodKeys > 0):
+		// A flooding key has passed its own hysteresis already.
 		next = StateFlood
 	case suspect:
 		next = StateAttention
@@ -104,14 +114,59 @@ func (d *Detector) Observe(s Sample) Verdict {
 	if next != StateClean {
 		d.fillTops(&ev, s.Counts)
 	}
-	return Verdict{
+	v := Verdict{
 		Interface: s.Interface,
 		State:     next,
 		Suspect:   suspect,
 		Reasons:   reasons,
 		Evidence:  ev,
+		Keys:      s.Counts.Keys,
 		Since:     st.since,
 	}
+	if next == StateFlood {
+		v.Signature = signatureOf(v, protos, s.Counts.SynOut+s.Counts.UDPOut)
+	}
+	return v
+}
+
+// signatureOf unions the signatures of the flooding keys; without any (a
+// capture that keeps no per-key accounting, or a flood only the aggregate
+// shows) it derives one from the interface's evidence: the protocols of the
+// rules that fired (all of TCP and UDP when the flood goes on only by
+// hysteresis), the ports that carry most of out packets of the interval,
+// the top sources.
+func signatureOf(v Verdict, protos []string, out uint64) *Signature {
+	var sigs []Signature
+	var pkts []float64
+	for _, k := range v.Keys {
+		if k.State == StateFlood {
+			sigs = append(sigs, k.Signature)
+			pkts = append(pkts, k.Rates.TxPps)
+		}
+	}
+	if len(sigs) > 0 {
+		s := mergeSignatures(sigs, pkts)
+		return &s
+	}
+	ev := v.Evidence
+	s := Signature{Protocols: protos, AvgPacketBytes: ev.AvgPacketBytes}
+	if len(s.Protocols) == 0 {
+		s.Protocols = []string{"tcp", "udp"}
+	}
+	var top uint64
+	for _, p := range ev.TopDstPorts {
+		if out > 0 && float64(p.Count)/float64(out) >= portShareMin {
+			s.DstPorts = append(s.DstPorts, p.Port)
+			top += p.Count
+		}
+	}
+	if float64(top) < portCoverMin*float64(out) {
+		s.DstPorts = nil
+	}
+	for _, src := range ev.TopSources {
+		s.Sources = append(s.Sources, src.Addr)
+	}
+	return &s
 }
 
 func (st *ifaceState) fold(pps, alpha float64) {

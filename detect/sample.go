@@ -21,6 +21,10 @@ type Counts struct {
 	// arriving on another interface than the SYNs left by can be matched
 	// node-wide (MatchReplies).
 	SynAckTo map[netip.Addr]uint64
+	// Keys are the per-key verdicts (KeyDetector) of the keys that are not
+	// clean at the end of the interval; nil when the capture keeps no
+	// per-key accounting.
+	Keys []KeyVerdict
 }
 
 // Sample is one interval on one interface.

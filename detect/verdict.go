@@ -26,6 +26,13 @@ type Verdict struct {
 	// Reasons says in words why the state is not clean; empty when clean.
 	Reasons  []string `json:"reasons,omitempty"`
 	Evidence Evidence `json:"evidence"`
+	// Signature names what floods (protocols, ports, packet size, spoofing,
+	// sources, VM ports); set whenever State is flood.
+	Signature *Signature `json:"signature,omitempty"`
+	// Keys are the sources and VM ports judged on their own that are not
+	// clean, floods first: a flooding key is named even when the interface
+	// as a whole looks healthy.
+	Keys []KeyVerdict `json:"keys,omitempty"`
 	// Since is when the interface entered State (the At of that sample).
 	Since time.Time `json:"since"`
 }

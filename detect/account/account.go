@@ -172,6 +172,13 @@ type PortCount struct {
 	Proto Proto
 	Port  uint16
 	Count uint64
+	// Err bounds how much of Count may belong to other destinations
+	// (Space-Saving's inherited count): Count-Err is certain.
+	Err uint64
+	// ProtoTotal is the decayed count of every packet out of Proto, so
+	// (Count-Err)/ProtoTotal is the share of the protocol this port surely
+	// takes.
+	ProtoTotal uint64
 }
 
 // Each calls fn for the interface key, every tracked port and source, and

@@ -95,7 +95,7 @@ func TestKeys(t *testing.T) {
 		t.Errorf("port vnet1 replies: %+v, want one UDP in of 100 bytes", in)
 	}
 	// 20 packets, decayed by 1/8 at the tick.
-	if p := got[Key{Kind: KeySource, Addr: vmA}].Ports; len(p) != 1 || p[0] != (PortCount{ProtoTCP, 80, 18}) {
+	if p := got[Key{Kind: KeySource, Addr: vmA}].Ports; len(p) != 1 || p[0] != (PortCount{Proto: ProtoTCP, Port: 80, Count: 18, ProtoTotal: 18}) {
 		t.Errorf("vm top ports %v, want tcp/80 ×18", p)
 	}
 }
