@@ -117,3 +117,26 @@ func (t Tables) port(mac net.HardwareAddr) (FDBEntry, bool) {
 		return cmp.Or(cmp.Compare(a.PortIndex, b.PortIndex), cmp.Compare(a.VLAN, b.VLAN))
 	}), true
 }
+
+// Owned maps each bridge port to the addresses it owns: those whose
+// neighbour entry holds a MAC the bridge learned on that port. A VM that
+// talks through this node has ARPed (or sent neighbour solicitations) for
+// its gateway, which leaves such an entry.
+func (t Tables) Owned() map[string][]netip.Addr {
+	out := map[string][]netip.Addr{}
+	for _, n := range t.Neighbours {
+		e, ok := t.port(n.MAC)
+		if !ok {
+			continue
+		}
+		name := t.Links[e.PortIndex]
+		if name == "" {
+			continue
+		}
+		a := n.Addr.Unmap()
+		if !slices.Contains(out[name], a) {
+			out[name] = append(out[name], a)
+		}
+	}
+	return out
+}

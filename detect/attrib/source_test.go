@@ -63,3 +63,22 @@ func TestResolve(t *testing.T) {
 		})
 	}
 }
+
+func TestOwned(t *testing.T) {
+	vm1 := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 1}
+	vm2 := net.HardwareAddr{0x52, 0x54, 0, 0, 0, 2}
+	tb := Tables{
+		Links: map[int]string{3: "br0", 4: "vnet1", 5: "vnet2"},
+		FDB:   []FDBEntry{{MAC: vm1, PortIndex: 4, BridgeIndex: 3}, {MAC: vm2, PortIndex: 5, BridgeIndex: 3}},
+		Neighbours: []Neighbour{
+			{Addr: netip.MustParseAddr("198.19.128.11"), MAC: vm1, LinkIndex: 3},
+			{Addr: netip.MustParseAddr("2001:db8:1::11"), MAC: vm1, LinkIndex: 3},
+			{Addr: netip.MustParseAddr("198.19.128.12"), MAC: vm2, LinkIndex: 3},
+			{Addr: netip.MustParseAddr("198.19.255.1"), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, LinkIndex: 2},
+		},
+	}
+	got := tb.Owned()
+	if len(got) != 2 || len(got["vnet1"]) != 2 || len(got["vnet2"]) != 1 || got["vnet2"][0].String() != "198.19.128.12" {
+		t.Fatalf("Owned() = %v", got)
+	}
+}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/egressguard/egressguard/detect/account"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,7 +143,7 @@ func naiveCapture(ctx context.Context, b *testing.B, nsFD int, ready chan struct
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 65536)
-	ports := newPortSet(DefaultPorts)
+	dec := newDecoder(DefaultPorts)
 	var n uint64
 	for ctx.Err() == nil {
 		m, from, err := unix.Recvfrom(fd, buf, 0)
@@ -150,9 +152,21 @@ func naiveCapture(ctx context.Context, b *testing.B, nsFD int, ready chan struct
 		}
 		out := from.(*unix.SockaddrLinklayer).Pkttype == unix.PACKET_OUTGOING
 		p := gopacket.NewPacket(buf[:m], layers.LayerTypeEthernet, gopacket.Default)
-		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok && classifyTCP(tcp.SYN, tcp.ACK, tcp.RST, tcp.FIN, out) != kindNone {
-			n++
-		} else if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok && (out && ports.has(uint16(udp.DstPort)) || !out && ports.has(uint16(udp.SrcPort))) {
+		ap := account.Packet{Out: out}
+		if tcp, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP); ok {
+			ap.Proto = account.ProtoTCP
+			for _, f := range []struct {
+				set  bool
+				flag uint8
+			}{{tcp.SYN, account.FlagSYN}, {tcp.ACK, account.FlagACK}, {tcp.RST, account.FlagRST}, {tcp.FIN, account.FlagFIN}} {
+				if f.set {
+					ap.TCPFlags |= f.flag
+				}
+			}
+		} else if udp, ok := p.Layer(layers.LayerTypeUDP).(*layers.UDP); ok {
+			ap.Proto, ap.SrcPort, ap.DstPort = account.ProtoUDP, uint16(udp.SrcPort), uint16(udp.DstPort)
+		}
+		if dec.kind(ap) != kindNone {
 			n++
 		}
 	}

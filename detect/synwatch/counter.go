@@ -32,19 +32,11 @@ func NewCounter(ports []uint16, topN int, seed uint64) *Counter {
 // out, a SYN-ACK in, a RST or close out, UDP on the counted ports).
 func (c *Counter) Add(p *packet.Packet, outgoing bool, weight uint32) bool {
 	o, ok := c.dec.classify(p, outgoing)
-	if ok {
-		c.win.add(o, uint64(weight))
+	if !ok || o.kind == kindNone {
+		return false
 	}
-	return ok
-}
-
-// addFrame decodes an Ethernet frame and counts it.
-func (c *Counter) addFrame(frame []byte, outgoing bool, weight uint32) bool {
-	o, ok := c.dec.decode(frame, outgoing)
-	if ok {
-		c.win.add(o, uint64(weight))
-	}
-	return ok
+	c.win.add(o, uint64(weight))
+	return true
 }
 
 // Collect returns the counts since the previous Collect and starts a new

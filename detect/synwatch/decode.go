@@ -1,12 +1,11 @@
 package synwatch
 
 import (
-	"net/netip"
-
+	"github.com/egressguard/egressguard/detect/account"
 	"github.com/egressguard/egressguard/detect/packet"
 )
 
-// kind is what one captured packet counts as.
+// kind is what one captured packet counts as in the interface's Counts.
 type kind uint8
 
 const (
@@ -19,11 +18,12 @@ const (
 	kindUDPIn
 )
 
-// observation is the part of one decoded packet the window accounts.
+// observation is one decoded packet: what the per-key accounting takes,
+// and the part the interface's window accounts.
 type observation struct {
+	account.Packet
 	kind      kind
-	src, dst  netip.Addr
-	dport     uint16
+	dataRate  bool // passed the filter 1 in DataEvery: weigh it so
 	srcMAC    [6]byte
 	hasSrcMAC bool
 }
@@ -54,9 +54,9 @@ func newDecoder(ports []uint16) *decoder {
 }
 
 // decode classifies frame (which starts at the Ethernet header, possibly
-// truncated after the L4 header); outgoing says whether the host sent it.
-// It repeats the kernel filter's classification, so it is also correct on
-// unfiltered input.
+// truncated after the L4 header); outgoing says whether the node or a VM
+// sent it. It repeats the kernel filter's classification, so it is also
+// correct on unfiltered input.
 func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
 	// A frame cut short after the transport header's ports and flags still
 	// counts: the capture keeps only Snaplen bytes.
@@ -64,52 +64,63 @@ func (d *decoder) decode(frame []byte, outgoing bool) (observation, bool) {
 	return d.classify(&d.pkt, outgoing)
 }
 
-// classify turns a decoded packet into an observation; fragments other than
-// the first carry no transport header and count as nothing.
+// classify turns a decoded packet into an observation: every IP packet
+// with its transport header (or of a protocol without ports) is one; a
+// fragment other than the first carries no transport header and is none.
+// Its Length is the IP length plus the link header, the length on the wire
+// whatever the capture kept.
 func (d *decoder) classify(p *packet.Packet, outgoing bool) (observation, bool) {
-	if p.IPVersion == 0 || !p.HasL4 {
+	if p.IPVersion == 0 || p.Frag == packet.FragLater {
 		return observation{}, false
 	}
-	o := observation{src: p.Src, dst: p.Dst, dport: p.DstPort, srcMAC: p.SrcMAC, hasSrcMAC: p.HasSrcMAC}
+	length := p.FrameLen
+	if p.IPLength > 0 {
+		length = p.IPOffset + p.IPLength
+	}
+	o := observation{
+		Packet:   account.Packet{Out: outgoing, Src: p.Src, Dst: p.Dst, Length: uint32(length)},
+		dataRate: true, srcMAC: p.SrcMAC, hasSrcMAC: p.HasSrcMAC,
+	}
 	switch p.Proto {
-	case packet.ProtoTCP:
-		f := p.TCPFlags
-		o.kind = classifyTCP(f&packet.TCPFlagSYN != 0, f&packet.TCPFlagACK != 0, f&packet.TCPFlagRST != 0, f&packet.TCPFlagFIN != 0, outgoing)
-	case packet.ProtoUDP:
-		o.kind = d.classifyUDP(p.SrcPort, p.DstPort, outgoing)
+	case packet.ProtoTCP, packet.ProtoUDP:
+		if !p.HasL4 {
+			return observation{}, false
+		}
+		o.SrcPort, o.DstPort = p.SrcPort, p.DstPort
+		if p.Proto == packet.ProtoUDP {
+			o.Proto, o.dataRate = account.ProtoUDP, false
+			break
+		}
+		o.Proto = account.ProtoTCP
+		o.TCPFlags = uint8(p.TCPFlags) & (account.FlagFIN | account.FlagSYN | account.FlagRST | account.FlagACK)
+		o.dataRate = sampledAsData(o.TCPFlags, outgoing)
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		o.Proto, o.dataRate = account.ProtoICMP, false
 	}
-	if o.kind == kindNone {
-		return observation{}, false
-	}
+	o.kind = d.kind(o.Packet)
 	return o, true
 }
 
-// classifyTCP counts as RstOut only a reset without ACK: the one the kernel
-// sends for a SYN-ACK it never asked for (RFC 793 takes its sequence number
-// from the segment's ACK field and sets no ACK), which is the raw-socket
-// flood's tell. An abortive close (SO_LINGER 0) sends RST|ACK; counting it
-// would make a crawler that aborts its connections look like a flood; it
-// counts, with FIN, as CloseOut: the end of a connection this side completed.
-func classifyTCP(syn, ack, rst, fin, outgoing bool) kind {
-	switch {
-	case outgoing && rst && !ack:
-		return kindRstOut
-	case outgoing && (fin || rst):
-		return kindCloseOut
-	case outgoing && syn && !ack:
+// kind maps the accounting's classification onto the interface window's
+// kinds, where UDP counts only to and from the throttled ports.
+func (d *decoder) kind(p account.Packet) kind {
+	switch account.Classify(p) {
+	case account.KindSynOut:
 		return kindSynOut
-	case !outgoing && syn && ack && !rst:
+	case account.KindSynAckIn:
 		return kindSynAckIn
-	}
-	return kindNone
-}
-
-func (d *decoder) classifyUDP(sport, dport uint16, outgoing bool) kind {
-	switch {
-	case outgoing && d.ports.has(dport):
-		return kindUDPOut
-	case !outgoing && d.ports.has(sport):
-		return kindUDPIn
+	case account.KindRstOut:
+		return kindRstOut
+	case account.KindCloseOut:
+		return kindCloseOut
+	case account.KindUDPOut:
+		if d.ports.has(p.DstPort) {
+			return kindUDPOut
+		}
+	case account.KindUDPIn:
+		if d.ports.has(p.SrcPort) {
+			return kindUDPIn
+		}
 	}
 	return kindNone
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/egressguard/egressguard/detect/account"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -26,6 +28,7 @@ type frameSpec struct {
 	v6       bool
 	vlan     bool
 	udp      bool
+	icmp     bool
 	src, dst string
 	sport    uint16
 	dport    uint16
@@ -62,6 +65,9 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 	if f.udp {
 		proto = layers.IPProtocolUDP
 	}
+	if f.icmp {
+		proto = layers.IPProtocolICMPv4
+	}
 	var nl gopacket.NetworkLayer
 	if f.v6 {
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto,
@@ -82,7 +88,9 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 		}
 		nl, ls = ip, append(ls, ip)
 	}
-	if f.udp {
+	if f.icmp {
+		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1}, gopacket.Payload(make([]byte, 56)))
+	} else if f.udp {
 		u := &layers.UDP{SrcPort: layers.UDPPort(f.sport), DstPort: layers.UDPPort(f.dport)}
 		_ = u.SetNetworkLayerForChecksum(nl)
 		ls = append(ls, u, gopacket.Payload(make([]byte, 40)))
@@ -101,6 +109,13 @@ func (f frameSpec) serialize(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
+// How the kernel filter treats a frame.
+const (
+	passAlways = iota
+	passData   // 1 in DataEvery
+	passNever
+)
+
 // frameCases are the classification table shared by the decode test and the
 // kernel filter test: want is the kind when the frame goes in direction out.
 var frameCases = []struct {
@@ -108,31 +123,33 @@ var frameCases = []struct {
 	f    frameSpec
 	out  bool
 	want kind
+	pass int
 }{
-	{"syn out v4", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
-	{"syn out v6", frameSpec{v6: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
-	{"syn out vlan v4", frameSpec{vlan: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
-	{"syn out vlan v6", frameSpec{vlan: true, v6: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
-	{"synack in v4", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn},
-	{"synack in v6", frameSpec{v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 80, dport: 40000, flags: "SA"}, false, kindSynAckIn},
-	{"rst out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "R"}, true, kindRstOut},
-	{"rst-ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "RA"}, true, kindCloseOut}, // abortive close, not the kernel's reset of a stray SYN-ACK
-	{"udp out 443", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443}, true, kindUDPOut},
-	{"udp in from 443", frameSpec{udp: true, v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 5000}, false, kindUDPIn},
-	{"syn in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 40000, dport: 22, flags: "S"}, false, kindNone},
-	{"synack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 22, dport: 40000, flags: "SA"}, true, kindNone},
-	{"ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "A"}, true, kindNone},
-	{"fin out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "FA"}, true, kindCloseOut},
-	{"rst in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "R"}, false, kindNone},
-	{"udp out 53", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 53}, true, kindNone},
-	{"udp in to 443", frameSpec{udp: true, src: "198.18.0.9", dst: "10.0.0.1", sport: 5000, dport: 443}, false, kindNone},
-	{"syn out v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
-	{"synack in v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn},
-	{"syn out v4 options", frameSpec{ipOpts: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
-	{"syn out qinq v4", frameSpec{qinq: true, vlan: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut},
-	{"syn out qinq v6 dstopts", frameSpec{qinq: true, vlan: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut},
-	{"udp out 443 v6 dstopts", frameSpec{udp: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 5000, dport: 443}, true, kindUDPOut},
-	{"fragment out", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443, fragOff: 100}, true, kindNone},
+	{"syn out v4", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut, passAlways},
+	{"syn out v6", frameSpec{v6: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut, passAlways},
+	{"syn out vlan v4", frameSpec{vlan: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut, passAlways},
+	{"syn out vlan v6", frameSpec{vlan: true, v6: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut, passAlways},
+	{"synack in v4", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn, passAlways},
+	{"synack in v6", frameSpec{v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 80, dport: 40000, flags: "SA"}, false, kindSynAckIn, passAlways},
+	{"rst out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "R"}, true, kindRstOut, passAlways},
+	{"rst-ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "RA"}, true, kindCloseOut, passAlways}, // abortive close, not the kernel's reset of a stray SYN-ACK
+	{"udp out 443", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443}, true, kindUDPOut, passAlways},
+	{"udp in from 443", frameSpec{udp: true, v6: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 5000}, false, kindUDPIn, passAlways},
+	{"syn in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 40000, dport: 22, flags: "S"}, false, kindNone, passData},
+	{"synack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 22, dport: 40000, flags: "SA"}, true, kindNone, passData},
+	{"ack out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "A"}, true, kindNone, passData},
+	{"fin out", frameSpec{src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 443, flags: "FA"}, true, kindCloseOut, passAlways},
+	{"rst in", frameSpec{src: "198.18.0.9", dst: "10.0.0.1", sport: 443, dport: 40000, flags: "R"}, false, kindNone, passData},
+	{"udp out 53", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 53}, true, kindNone, passAlways},
+	{"udp in to 443", frameSpec{udp: true, src: "198.18.0.9", dst: "10.0.0.1", sport: 5000, dport: 443}, false, kindNone, passAlways},
+	{"syn out v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut, passAlways},
+	{"synack in v6 dstopts", frameSpec{v6: true, dstOpts: true, src: "2001:db8:ff::9", dst: "fd00::1", sport: 443, dport: 40000, flags: "SA"}, false, kindSynAckIn, passAlways},
+	{"syn out v4 options", frameSpec{ipOpts: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut, passAlways},
+	{"syn out qinq v4", frameSpec{qinq: true, vlan: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 40000, dport: 80, flags: "S"}, true, kindSynOut, passAlways},
+	{"syn out qinq v6 dstopts", frameSpec{qinq: true, vlan: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 40000, dport: 443, flags: "S"}, true, kindSynOut, passAlways},
+	{"udp out 443 v6 dstopts", frameSpec{udp: true, v6: true, dstOpts: true, src: "fd00::1", dst: "2001:db8:ff::9", sport: 5000, dport: 443}, true, kindUDPOut, passAlways},
+	{"fragment out", frameSpec{udp: true, src: "10.0.0.1", dst: "198.18.0.9", sport: 5000, dport: 443, fragOff: 100}, true, kindNone, passNever},
+	{"icmp echo out", frameSpec{icmp: true, src: "10.0.0.1", dst: "198.18.0.9"}, true, kindNone, passAlways},
 }
 
 func TestDecodeClassifies(t *testing.T) {
@@ -141,7 +158,7 @@ func TestDecodeClassifies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := tc.f.serialize(t)
 			o, ok := d.decode(b, tc.out)
-			if tc.want == kindNone {
+			if tc.pass == passNever {
 				if ok {
 					t.Fatalf("decode = %+v, want rejected", o)
 				}
@@ -150,7 +167,13 @@ func TestDecodeClassifies(t *testing.T) {
 			if !ok || o.kind != tc.want {
 				t.Fatalf("decode = %+v %v, want kind %d", o, ok, tc.want)
 			}
-			if o.src != netip.MustParseAddr(tc.f.src) || o.dst != netip.MustParseAddr(tc.f.dst) || o.dport != tc.f.dport {
+			if o.dataRate != (tc.pass == passData) {
+				t.Errorf("dataRate %v, want %v: user space must weigh what the filter sampled", o.dataRate, tc.pass == passData)
+			}
+			if tc.f.icmp && o.Proto != account.ProtoICMP {
+				t.Errorf("proto %v, want icmp", o.Proto)
+			}
+			if o.Src != netip.MustParseAddr(tc.f.src) || o.Dst != netip.MustParseAddr(tc.f.dst) || o.DstPort != tc.f.dport || o.Length == 0 || o.Length > uint32(len(b)) {
 				t.Errorf("decode = %+v, want %s → %s:%d", o, tc.f.src, tc.f.dst, tc.f.dport)
 			}
 			if !o.hasSrcMAC || net.HardwareAddr(o.srcMAC[:]).String() != hostMAC.String() {
@@ -201,13 +224,14 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestFilterProgramGolden(t *testing.T) {
+func TestFilterGolden(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		ports []uint16
-		every uint32
-	}{{"filter-default.golden", DefaultPorts, 1}, {"filter-sampled.golden", []uint16{443}, 64}} {
-		prog, err := FilterProgram(tc.ports, tc.every)
+		name   string
+		uplink uint32
+		ignore []uint32
+		every  uint32
+	}{{"filter-default.golden", 0, nil, 1}, {"filter-sampled.golden", 0, nil, 64}, {"filter-bridge-ports.golden", 2, []uint32{1, 3}, 1}} {
+		prog, err := Filter(FilterSpec{Uplink: tc.uplink, Ignore: tc.ignore, SampleEvery: tc.every})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,11 +255,11 @@ func TestFilterProgramGolden(t *testing.T) {
 	}
 }
 
-func TestFilterProgramRejects(t *testing.T) {
-	if _, err := FilterProgram(make([]uint16, MaxPorts+1), 1); err == nil {
-		t.Error("too many ports accepted")
+func TestFilterRejects(t *testing.T) {
+	if _, err := Filter(FilterSpec{Uplink: 2, Ignore: make([]uint32, MaxIgnored+1), SampleEvery: 1}); err == nil {
+		t.Error("too many ignored interfaces accepted")
 	}
-	if _, err := FilterProgram(DefaultPorts, 0); err == nil {
+	if _, err := Filter(FilterSpec{}); err == nil {
 		t.Error("sample_every 0 accepted")
 	}
 }

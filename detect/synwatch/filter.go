@@ -20,8 +20,16 @@ const (
 	maxExtHeaders = 4
 )
 
-// MaxPorts bounds the UDP port list so the filter's jumps stay in range.
-const MaxPorts = 32
+// MaxIgnored bounds the interfaces a filter drops by index, so its jumps
+// stay in range.
+const MaxIgnored = 200
+
+// DataEvery is the fixed 1-in-N sampling of TCP segments that carry no
+// handshake or close (data and pure ACKs) and of IP protocols other than
+// TCP, UDP and ICMP: they count only for packets and bytes, and a bulk
+// upload must not crowd out the SYNs the flood rule weighs. User space
+// multiplies their weight by it.
+const DataEvery = 16
 
 // packetOutgoing is sll_pkttype / skb->pkt_type for frames this host sends.
 const packetOutgoing = 4
@@ -38,25 +46,65 @@ const (
 const (
 	memProto = 0
 	memFlags = 1
+	memOut   = 2
 )
 
-// FilterProgram returns the classic BPF program the capture socket runs. It
-// accepts, truncated to Snaplen: outgoing TCP SYN without ACK, incoming
-// SYN-ACK, outgoing RST, outgoing FIN, outgoing UDP to one of ports and incoming UDP from
-// one of them; IPv4 with or without options (first fragments only) and IPv6
+// FilterSpec says what the capture socket's filter passes.
+type FilterSpec struct {
+	// Uplink is the ifindex of the watched uplink when the socket is bound
+	// to every interface (to see VM bridge ports too); 0 for a socket
+	// bound to the uplink alone. On the uplink a frame is outbound when the
+	// host sends it; on any other interface (a bridge port) when it arrives
+	// from the VM.
+	Uplink uint32
+	// Ignore lists interfaces whose frames are dropped: loopback, the
+	// bridges themselves (their frames are copies of the ports'), anything
+	// that is neither the uplink nor a VM port.
+	Ignore []uint32
+	// SampleEvery keeps 1 in N of the frames that pass (1: all).
+	SampleEvery uint32
+}
+
+// Filter returns the classic BPF program the capture socket runs. It
+// accepts, truncated to Snaplen: outbound TCP SYN without ACK, bare RST,
+// RST|ACK and FIN; inbound SYN-ACK; every UDP and ICMP/ICMPv6 packet both
+// ways; and 1 in DataEvery of the other TCP segments and other IP
+// protocols. IPv4 with or without options (first fragments only) and IPv6
 // behind up to maxExtHeaders hop-by-hop, destination options, routing,
-// fragment (first only) and AH headers, under up to maxTags 802.1Q / 802.1ad
-// tags in the frame. With
-// sampleEvery > 1 it then keeps a packet only when the kernel's per-packet
-// random number falls below 2^32/sampleEvery, i.e. 1 in sampleEvery.
-func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error) {
-	if len(ports) > MaxPorts {
-		return nil, fmt.Errorf("synwatch: filter ports %v: at most %d ports", ports, MaxPorts)
+// fragment (first only) and AH headers, under up to maxTags 802.1Q /
+// 802.1ad tags in the frame. With SampleEvery > 1 it then keeps a packet
+// only when the kernel's per-packet random number falls below
+// 2^32/SampleEvery, i.e. 1 in SampleEvery.
+func Filter(spec FilterSpec) ([]bpf.Instruction, error) {
+	if len(spec.Ignore) > MaxIgnored {
+		return nil, fmt.Errorf("synwatch: filter ignore %d interfaces: at most %d", len(spec.Ignore), MaxIgnored)
 	}
-	if sampleEvery == 0 {
+	if spec.SampleEvery == 0 {
 		return nil, fmt.Errorf("synwatch: filter sample_every 0: want 1 or more")
 	}
 	var a assembler
+	// M[memOut] = 1 for outbound frames.
+	if spec.Uplink != 0 {
+		a.add(bpf.LoadExtension{Num: bpf.ExtInterfaceIndex})
+		a.jumpIf(bpf.JumpEqual, spec.Uplink, "uplink", "")
+		for _, i := range spec.Ignore {
+			a.jumpIf(bpf.JumpEqual, i, "drop", "")
+		}
+		a.add(bpf.LoadExtension{Num: bpf.ExtType})
+		a.jumpIf(bpf.JumpEqual, packetOutgoing, "dir_in", "dir_out") // to the VM: a reply
+	}
+	a.label("uplink")
+	a.add(bpf.LoadExtension{Num: bpf.ExtType})
+	a.jumpIf(bpf.JumpEqual, packetOutgoing, "dir_out", "dir_in")
+	a.label("dir_out")
+	a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: 1})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memOut})
+	a.jump("l2")
+	a.label("dir_in")
+	a.add(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memOut})
+
+	a.label("l2")
 	// X holds the VLAN tags' length (4 per tag) until the L3 header is
 	// parsed, then the L4 header offset minus the 14-byte Ethernet header.
 	a.add(bpf.LoadAbsolute{Off: 12, Size: 2})
@@ -104,11 +152,12 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 		a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
 		a.jumpIf(bpf.JumpEqual, 6, "l4", "")
 		a.jumpIf(bpf.JumpEqual, 17, "l4", "")
+		a.jumpIf(bpf.JumpEqual, 58, "l4", "")
 		a.jumpIf(bpf.JumpEqual, 0, generic, "")  // hop-by-hop options
 		a.jumpIf(bpf.JumpEqual, 60, generic, "") // destination options
 		a.jumpIf(bpf.JumpEqual, 43, generic, "") // routing
 		a.jumpIf(bpf.JumpEqual, 44, frag, "")
-		a.jumpIf(bpf.JumpEqual, 51, ah, "drop")
+		a.jumpIf(bpf.JumpEqual, 51, ah, "data") // ESP, no next header, others: bytes only
 		// Hdr Ext Len counts 8-octet units after the first 8.
 		a.label(generic)
 		a.add(bpf.LoadIndirect{Off: 14, Size: 1})
@@ -148,45 +197,47 @@ func FilterProgram(ports []uint16, sampleEvery uint32) ([]bpf.Instruction, error
 	a.jumpIf(bpf.JumpGreaterThan, Snaplen-14-20, "drop", "")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memProto})
 	a.jumpIf(bpf.JumpEqual, 6, "tcp", "")
-	a.jumpIf(bpf.JumpEqual, 17, "udp", "drop")
+	a.jumpIf(bpf.JumpEqual, 17, "accept", "")
+	a.jumpIf(bpf.JumpEqual, 1, "accept", "")
+	a.jumpIf(bpf.JumpEqual, 58, "accept", "data")
 
 	a.label("tcp")
 	a.add(bpf.LoadIndirect{Off: 14 + 13, Size: 1})
 	a.add(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpFIN | tcpSYN | tcpRST | tcpACK})
 	a.add(bpf.StoreScratch{Src: bpf.RegA, N: memFlags})
-	a.add(bpf.LoadExtension{Num: bpf.ExtType})
-	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "tcp_in")
+	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memOut})
+	a.jumpIf(bpf.JumpEqual, 1, "", "tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
 	a.jumpIf(bpf.JumpEqual, tcpSYN, "accept", "")
-	a.jumpIf(bpf.JumpEqual, tcpRST, "accept", "")        // RST without ACK: see classifyTCP
+	a.jumpIf(bpf.JumpEqual, tcpRST, "accept", "")        // RST without ACK: see account.Classify
 	a.jumpIf(bpf.JumpEqual, tcpRST|tcpACK, "accept", "") // abortive close
-	a.jumpIf(bpf.JumpBitsSet, tcpFIN, "accept", "drop")  // orderly close
+	a.jumpIf(bpf.JumpBitsSet, tcpFIN, "accept", "data")  // orderly close
 	a.label("tcp_in")
 	a.add(bpf.LoadScratch{Dst: bpf.RegA, N: memFlags})
-	a.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, "accept", "drop")
+	a.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, "accept", "data")
 
-	a.label("udp")
-	a.add(bpf.LoadExtension{Num: bpf.ExtType})
-	a.jumpIf(bpf.JumpEqual, packetOutgoing, "", "udp_in")
-	a.add(bpf.LoadIndirect{Off: 14 + 2, Size: 2}) // destination port
-	a.jump("ports")
-	a.label("udp_in")
-	a.add(bpf.LoadIndirect{Off: 14, Size: 2}) // source port
-	a.label("ports")
-	for _, p := range ports {
-		a.jumpIf(bpf.JumpEqual, uint32(p), "accept", "")
-	}
-	a.jump("drop")
+	a.label("data")
+	a.add(bpf.LoadExtension{Num: bpf.ExtRand})
+	a.jumpIf(bpf.JumpGreaterOrEqual, sampleThreshold(DataEvery), "drop", "")
 
 	a.label("accept")
-	if sampleEvery > 1 {
+	if spec.SampleEvery > 1 {
 		a.add(bpf.LoadExtension{Num: bpf.ExtRand})
-		a.jumpIf(bpf.JumpGreaterOrEqual, sampleThreshold(sampleEvery), "drop", "")
+		a.jumpIf(bpf.JumpGreaterOrEqual, sampleThreshold(spec.SampleEvery), "drop", "")
 	}
 	a.add(bpf.RetConstant{Val: Snaplen})
 	a.label("drop")
 	a.add(bpf.RetConstant{Val: 0})
 	return a.resolve()
+}
+
+// sampledAsData repeats the filter's choice for a TCP segment with flags
+// (masked to FIN|SYN|RST|ACK): true when it passed 1 in DataEvery.
+func sampledAsData(flags uint8, out bool) bool {
+	if out {
+		return !(flags == tcpSYN || flags == tcpRST || flags == tcpRST|tcpACK || flags&tcpFIN != 0)
+	}
+	return flags != tcpSYN|tcpACK
 }
 
 // sampleThreshold is the bound under which a uniform 32-bit random number

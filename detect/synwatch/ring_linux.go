@@ -24,16 +24,17 @@ const (
 // Offsets into struct tpacket_block_desc (hdr.bh1 starts at 8) and struct
 // tpacket3_hdr followed by its sockaddr_ll at TPACKET_ALIGN(48) = 48.
 const (
-	bdStatus    = 8
-	bdNumPkts   = 12
-	bdFirstPkt  = 16
-	phNext      = 0
-	phSec       = 4
-	phNsec      = 8
-	phSnaplen   = 12
-	phLen       = 16
-	phMac       = 24
-	phSllPktype = 48 + 10
+	bdStatus     = 8
+	bdNumPkts    = 12
+	bdFirstPkt   = 16
+	phNext       = 0
+	phSec        = 4
+	phNsec       = 8
+	phSnaplen    = 12
+	phLen        = 16
+	phMac        = 24
+	phSllIfindex = 48 + 4
+	phSllPktype  = 48 + 10
 )
 
 // ring is a TPACKET_V3 receive ring on an AF_PACKET socket.
@@ -45,7 +46,7 @@ type ring struct {
 
 // openRing creates the socket with no protocol (so no frame arrives before
 // the filter is attached), attaches filter, maps the ring and only then binds
-// to ifindex for all protocols.
+// to ifindex (0: every interface of the namespace) for all protocols.
 func openRing(ifindex int, filter []bpf.Instruction) (*ring, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -108,6 +109,7 @@ func (r *ring) attach(filter []bpf.Instruction) error {
 type frame struct {
 	sec, nsec uint32
 	wireLen   uint32
+	ifindex   uint32
 	outgoing  bool
 	data      []byte
 }
@@ -131,6 +133,7 @@ func (r *ring) readBlock(fn func(frame)) bool {
 			sec:      binary.NativeEndian.Uint32(h[phSec:]),
 			nsec:     binary.NativeEndian.Uint32(h[phNsec:]),
 			wireLen:  binary.NativeEndian.Uint32(h[phLen:]),
+			ifindex:  binary.NativeEndian.Uint32(h[phSllIfindex:]),
 			outgoing: h[phSllPktype] == unix.PACKET_OUTGOING,
 			data:     h[mac : mac+snap],
 		})

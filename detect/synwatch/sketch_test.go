@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/egressguard/egressguard/detect/account"
 )
 
 func TestEstimateDistinct(t *testing.T) {
@@ -76,7 +78,7 @@ func TestWindowScalesAndBounds(t *testing.T) {
 	w := newWindow(1)
 	src := netip.MustParseAddr("10.0.0.1")
 	for i := range 1000 {
-		w.add(observation{kind: kindSynOut, src: src, dst: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), dport: 443, hasSrcMAC: true, srcMAC: [6]byte{2, 0, 0, 0, 0, 1}}, 16)
+		w.add(observation{Packet: account.Packet{Src: src, Dst: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), DstPort: 443}, kind: kindSynOut, hasSrcMAC: true, srcMAC: [6]byte{2, 0, 0, 0, 0, 1}}, 16)
 	}
 	w.add(observation{kind: kindSynAckIn}, 16)
 	w.kernelPassed, w.kernelDropped = 1001, 0

@@ -7,14 +7,18 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/detect/account"
+	"github.com/egressguard/egressguard/detect/attrib"
 )
 
 // Defaults for zero Options fields.
@@ -28,10 +32,13 @@ const (
 const maxSampleEvery = 1 << 17
 
 // adaptEvery is how often the sampling divisor is re-chosen from the rate of
-// sampled packets; pollMs bounds how long Run waits for a block.
+// sampled packets; inventoryEvery how often bridge ports, owned addresses
+// and VM names are re-read; pollMs bounds how long Run waits for a block
+// (and so how late a tick can be).
 const (
-	adaptEvery = 100 * time.Millisecond
-	pollMs     = 50
+	adaptEvery     = 100 * time.Millisecond
+	inventoryEvery = time.Second
+	pollMs         = 20
 )
 
 // DefaultPorts are the UDP ports counted when Options.Ports is empty.
@@ -47,6 +54,18 @@ type Options struct {
 	Recent        int              // sampled packets kept for Recent; 0 = DefaultRecent
 	Logger        *slog.Logger     // nil = slog.Default()
 	Clock         func() time.Time // nil = time.Now
+	// BridgePorts also captures every VM bridge port of the namespace (one
+	// socket bound to all interfaces), so each port is a key of its own
+	// and its source addresses are checked against those it owns.
+	BridgePorts bool
+	// Detect configures the per-key accounting and rule; the zero value
+	// means detect.DefaultConfig().
+	Detect detect.Config
+	// Owned lists addresses VM ports own beyond what the neighbour and FDB
+	// tables show (config), by port name.
+	Owned map[string][]netip.Addr
+	// LibvirtDir holds libvirt's live domain XML; "" = attrib.LibvirtQemuDir.
+	LibvirtDir string
 }
 
 // Packet is one sampled frame kept for evidence, truncated to Snaplen.
@@ -66,22 +85,32 @@ type Stats struct {
 	Dropped     uint64 // frames that passed the filter but found the ring full
 }
 
-// Watcher captures one interface and accumulates Counts until Collect.
+// Watcher captures one interface (and, with BridgePorts, the VM ports
+// behind it), accumulates Counts until Collect and judges every key each
+// detect.tick.
 type Watcher struct {
 	opts    Options
 	log     *slog.Logger
 	ring    *ring
 	onFrame func(frame)
+	uplink  uint32
+	invRead *inventoryReader // nil without BridgePorts
 
 	mu          sync.Mutex
 	counter     *Counter
 	every       uint32
+	spec        FilterSpec
 	swaps       []swap
 	stats       Stats
 	tickSampled uint64
 	recent      []Packet // circular, preallocated Data
 	recentNext  int
 	recentLen   int
+	acc         *account.Accounting
+	keyDet      *detect.KeyDetector
+	inv         inventory
+	keys        []detect.KeyVerdict // the latest judgement: keys not clean
+	keyStates   map[string]detect.State
 }
 
 // swap records when the filter's divisor changed, in the kernel's realtime
@@ -119,9 +148,30 @@ func Open(o Options) (*Watcher, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	filter, err := FilterProgram(o.Ports, 1)
+	if o.Detect == (detect.Config{}) {
+		o.Detect = detect.DefaultConfig()
+	}
+	if o.LibvirtDir == "" {
+		o.LibvirtDir = attrib.LibvirtQemuDir
+	}
+	keyDet, err := detect.NewKeyDetector(o.Detect)
 	if err != nil {
 		return nil, err
+	}
+	acc, err := account.New(detect.AccountOptions(o.Detect))
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{
+		opts:      o,
+		log:       o.Logger.With("interface", o.Interface),
+		counter:   NewCounter(o.Ports, o.TopN, rand.Uint64()),
+		every:     1,
+		spec:      FilterSpec{SampleEvery: 1},
+		recent:    make([]Packet, o.Recent),
+		acc:       acc,
+		keyDet:    keyDet,
+		keyStates: map[string]detect.State{},
 	}
 	r, err := inNetNS(o.NetNS, func() (*ring, error) {
 		ifc, err := net.InterfaceByName(o.Interface)
@@ -131,22 +181,34 @@ func Open(o Options) (*Watcher, error) {
 		if len(ifc.HardwareAddr) != 6 {
 			return nil, fmt.Errorf("synwatch: interface %s: not Ethernet framed", o.Interface)
 		}
-		return openRing(ifc.Index, filter)
+		w.uplink = uint32(ifc.Index)
+		bind := ifc.Index
+		if o.BridgePorts {
+			w.invRead, err = openInventory(o.NetNS, ifc.Index, o.Owned, o.LibvirtDir)
+			if err != nil {
+				return nil, err
+			}
+			if w.inv, err = w.invRead.read(); err != nil {
+				w.log.Warn("synwatch inventory", "err", err)
+			}
+			w.spec.Uplink, w.spec.Ignore, bind = w.uplink, w.inv.ignore, 0
+		}
+		filter, err := Filter(w.spec)
+		if err != nil {
+			return nil, err
+		}
+		return openRing(bind, filter)
 	})
 	if err != nil {
 		if r != nil {
 			_ = r.close()
 		}
+		if w.invRead != nil {
+			w.invRead.close()
+		}
 		return nil, err
 	}
-	w := &Watcher{
-		opts:    o,
-		log:     o.Logger.With("interface", o.Interface),
-		ring:    r,
-		counter: NewCounter(o.Ports, o.TopN, rand.Uint64()),
-		every:   1,
-		recent:  make([]Packet, o.Recent),
-	}
+	w.ring = r
 	for i := range w.recent {
 		w.recent[i].Data = make([]byte, 0, Snaplen)
 	}
@@ -182,9 +244,12 @@ func inNetNS[T any](fd int, fn func() (T, error)) (T, error) {
 }
 
 // Run reads the ring until ctx is done, re-choosing the sampling divisor
-// every 100 ms so user space sees at most MaxSampleRate packets per second.
+// every 100 ms so user space sees at most MaxSampleRate packets per second,
+// judging every key each detect.tick and re-reading the bridge ports every
+// second.
 func (w *Watcher) Run(ctx context.Context) error {
 	last := w.opts.Clock()
+	lastTick, lastInv := last, last
 	for ctx.Err() == nil {
 		if err := w.ring.wait(pollMs); err != nil {
 			return err
@@ -197,22 +262,120 @@ func (w *Watcher) Run(ctx context.Context) error {
 				break
 			}
 		}
-		if now := w.opts.Clock(); now.Sub(last) >= adaptEvery {
+		now := w.opts.Clock()
+		if now.Sub(lastTick) >= w.opts.Detect.Tick {
+			w.tick(now)
+			lastTick = now
+		}
+		if now.Sub(last) >= adaptEvery {
 			if err := w.adapt(now.Sub(last)); err != nil {
 				return err
 			}
 			last = now
 		}
+		if w.invRead != nil && now.Sub(lastInv) >= inventoryEvery {
+			if err := w.refreshInventory(); err != nil {
+				return err
+			}
+			lastInv = now
+		}
 	}
 	return nil
 }
 
-// handleFrame runs with w.mu held.
+// tick closes one tick of the per-key accounting, judges every key and
+// logs the keys that enter or leave a flood or start spoofing.
+func (w *Watcher) tick(now time.Time) {
+	w.mu.Lock()
+	w.acc.Tick()
+	keys := w.keyDet.Judge(now, w.acc, w.inv.detect)
+	w.keys = keys
+	w.mu.Unlock()
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		seen[k.Key] = true
+		prev := w.keyStates[k.Key]
+		if k.State == prev {
+			continue
+		}
+		w.keyStates[k.Key] = k.State
+		if k.State == detect.StateFlood || (k.Spoofing && prev == "") {
+			w.log.Info("key verdict", "key", k.Key, "state", k.State, "reasons", k.Reasons,
+				"protocols", k.Signature.Protocols, "dst_ports", k.Signature.DstPorts, "spoofed", k.Signature.Spoofed,
+				"ports", k.Signature.Ports, "vms", k.Signature.VMs, "tx_pps", int(k.Rates.TxPps), "syn_out_pps", int(k.Rates.SynOutPps))
+		}
+	}
+	for k, prev := range w.keyStates {
+		if !seen[k] {
+			delete(w.keyStates, k)
+			if prev == detect.StateFlood {
+				w.log.Info("key verdict", "key", k, "state", detect.StateClean, "from", prev)
+			}
+		}
+	}
+}
+
+// refreshInventory re-reads ports, owned addresses and VM names, and
+// replaces the filter when the interfaces to ignore changed.
+func (w *Watcher) refreshInventory() error {
+	inv, err := w.invRead.read()
+	if err != nil && inv.ports == nil {
+		w.log.Warn("synwatch inventory", "err", err)
+		return nil
+	}
+	if err != nil {
+		w.log.Debug("synwatch inventory", "err", err)
+	}
+	w.mu.Lock()
+	changed := !slices.Equal(inv.ignore, w.spec.Ignore)
+	w.inv = inv
+	spec := w.spec
+	spec.Ignore = inv.ignore
+	w.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	prog, err := Filter(spec)
+	if err != nil {
+		return err
+	}
+	if err := w.ring.attach(prog); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.spec.Ignore = inv.ignore
+	w.mu.Unlock()
+	return nil
+}
+
+// handleFrame runs with w.mu held. A frame on a VM port is outbound when
+// it comes from the VM; it counts on the port's key only (its copy on the
+// uplink counts for the sources and the interface).
 func (w *Watcher) handleFrame(f frame) {
-	weight := w.weightAt(int64(f.sec)*1e9 + int64(f.nsec))
-	if !w.counter.addFrame(f.data, f.outgoing, weight) {
+	out, port := f.outgoing, ""
+	if w.opts.BridgePorts && f.ifindex != w.uplink {
+		name, ok := w.inv.ports[f.ifindex]
+		if !ok {
+			return
+		}
+		out, port = !f.outgoing, name
+	}
+	o, ok := w.counter.dec.decode(f.data, out)
+	if !ok {
 		return
 	}
+	weight := w.weightAt(int64(f.sec)*1e9 + int64(f.nsec))
+	aw := uint64(weight)
+	if o.dataRate {
+		aw *= DataEvery
+	}
+	if port == "" {
+		w.counter.win.add(o, uint64(weight))
+	} else {
+		o.Port = port
+		o.Spoofed = out && w.inv.spoofed(port, o.Src, o.Dst)
+	}
+	w.acc.Add(o.Packet, aw)
 	w.stats.Sampled++
 	w.tickSampled++
 	p := &w.recent[w.recentNext]
@@ -247,7 +410,11 @@ func (w *Watcher) adapt(elapsed time.Duration) error {
 	if want == cur || (want < cur && want*4 > cur) {
 		return nil
 	}
-	prog, err := FilterProgram(w.opts.Ports, want)
+	w.mu.Lock()
+	spec := w.spec
+	w.mu.Unlock()
+	spec.SampleEvery = want
+	prog, err := Filter(spec)
 	if err != nil {
 		return err
 	}
@@ -265,6 +432,7 @@ func (w *Watcher) adapt(elapsed time.Duration) error {
 	}
 	w.swaps = append(w.swaps, swap{at: ts.Nano(), before: cur})
 	w.every = want
+	w.spec.SampleEvery = want
 	w.mu.Unlock()
 	w.log.Debug("synwatch sampling changed", "sample_every", want, "offered_pps", int(offered))
 	return nil
@@ -283,7 +451,17 @@ func (w *Watcher) Collect() detect.Counts {
 	w.counter.win.kernelDropped += dropped
 	w.stats.Passed += passed
 	w.stats.Dropped += dropped
-	return w.counter.Collect()
+	c := w.counter.Collect()
+	c.Keys = slices.Clone(w.keys)
+	return c
+}
+
+// Keys returns the latest per-key judgement: the keys that are not clean,
+// floods first.
+func (w *Watcher) Keys() []detect.KeyVerdict {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.keys)
 }
 
 // Recent returns copies of the last sampled packets, oldest first.
@@ -311,5 +489,8 @@ func (w *Watcher) Stats() Stats {
 
 // Close releases the socket and ring; call it after Run has returned.
 func (w *Watcher) Close() error {
+	if w.invRead != nil {
+		w.invRead.close()
+	}
 	return w.ring.close()
 }

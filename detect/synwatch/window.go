@@ -50,7 +50,7 @@ func (w *window) add(o observation, weight uint64) {
 	switch o.kind {
 	case kindSynAckIn:
 		w.synAckIn += weight
-		w.synAckTo.add(o.dst, weight)
+		w.synAckTo.add(o.Dst, weight)
 		return
 	case kindUDPIn:
 		w.udpIn += weight
@@ -70,16 +70,16 @@ func (w *window) add(o observation, weight uint64) {
 	}
 	w.outSampled++
 	w.outWeight += weight
-	w.dsts.add(o.dst)
-	w.ports.add(o.dport, weight)
-	if gone, ok := w.sources.add(o.src, weight); ok {
+	w.dsts.add(o.Dst)
+	w.ports.add(o.DstPort, weight)
+	if gone, ok := w.sources.add(o.Src, weight); ok {
 		delete(w.macs, gone)
 	}
 	if o.hasSrcMAC {
-		w.macs[o.src] = o.srcMAC
+		w.macs[o.Src] = o.srcMAC
 	}
 	// Reservoir sampling keeps each outbound destination with equal chance.
-	ap := netip.AddrPortFrom(o.dst, o.dport)
+	ap := netip.AddrPortFrom(o.Dst, o.DstPort)
 	if len(w.sampleDsts) < sampleDstsCap {
 		w.sampleDsts = append(w.sampleDsts, ap)
 	} else if j := w.rng.Uint64N(w.outSampled); j < sampleDstsCap {

@@ -1,0 +1,101 @@
+package synwatch
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egressguard/egressguard/detect"
+	eglab "github.com/egressguard/egressguard/internal/lab"
+)
+
+// TestBridgePortsKeyed runs two VMs behind the node's bridge: vm1 floods
+// :80 from its own address, vm2 floods :443 from spoofed random addresses.
+// With BridgePorts the capture names each flood by its port (and vm1's by
+// its source), marks vm2's as spoofed, and names vm2's VM from libvirt's
+// live XML.
+func TestBridgePortsKeyed(t *testing.T) {
+	requireRoot(t)
+	l := eglab.NewT(t, "egc", 2)
+	ctx := context.Background()
+	for _, vm := range l.VMs {
+		// A VM that talks through the node leaves a neighbour entry: the
+		// address its port owns.
+		if _, err := l.Exec(ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+eglab.BridgeAddr4.String()+"/9"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	xml := fmt.Sprintf(`<domstatus state='running'><domain type='kvm'><name>tenant-b</name><uuid>6f0c2d4e-0000-4000-8000-000000000002</uuid>
+<devices><interface type='bridge'><target dev='%s'/></interface></devices></domain></domstatus>`, l.VMs[1].Port)
+	if err := os.WriteFile(filepath.Join(dir, "tenant-b.xml"), []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := os.Open("/run/netns/" + l.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	ll := &lab{Lab: l, node: l.Node, inet: l.Inet, nodeFD: int(fd.Fd())}
+	w := ll.watch(t, Options{BridgePorts: true, LibvirtDir: dir})
+
+	generator(t, "synflood") // built before the floods start
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ll.run(t, l.VMs[0].NS, "synflood", "-ports", "80", "-rate", "20000", "-duration", "3s")
+	}()
+	go func() {
+		defer wg.Done()
+		ll.run(t, l.VMs[1].NS, "synflood", "-ports", "443", "-rate", "10000", "-duration", "3s", "-spoof", "10.77.0.0/16")
+	}()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	found := map[string]detect.KeyVerdict{}
+	for running := true; running && len(found) < 3; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		for _, k := range w.Keys() {
+			if k.State == detect.StateFlood {
+				if _, ok := found[k.Key]; !ok {
+					found[k.Key] = k
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	<-done
+	for k, v := range found {
+		t.Logf("%s: %v signature %+v", k, v.Reasons, v.Signature)
+	}
+	vm1 := "port " + l.VMs[0].Port
+	vm2 := "port " + l.VMs[1].Port
+	src1 := "source " + l.VMs[0].Addr.String()
+	for _, k := range []string{vm1, vm2, src1} {
+		if _, ok := found[k]; !ok {
+			t.Errorf("%s never a flood", k)
+		}
+	}
+	if s := found[vm1].Signature; s.Spoofed || !slices.Equal(s.DstPorts, []uint16{80}) || !slices.Contains(s.Sources, l.VMs[0].Addr) {
+		t.Errorf("%s signature %+v, want :80 from %s, not spoofed", vm1, s, l.VMs[0].Addr)
+	}
+	if s := found[src1].Signature; !slices.Equal(s.Ports, []string{l.VMs[0].Port}) {
+		t.Errorf("%s signature %+v, want port %s", src1, s, l.VMs[0].Port)
+	}
+	s := found[vm2].Signature
+	if !s.Spoofed || !slices.Equal(s.DstPorts, []uint16{443}) || len(s.VMs) != 1 || s.VMs[0].Name != "tenant-b" {
+		t.Errorf("%s signature %+v, want spoofed :443 from libvirt domain tenant-b", vm2, s)
+	}
+	if !found[vm2].Spoofing {
+		t.Errorf("%s: spoofing signal not set", vm2)
+	}
+}
