@@ -94,7 +94,7 @@ func generator(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{"synflood": tools.Synflood, "crawler": tools.Crawler, "sink": tools.Sink}[name]
+	return map[string]string{"synflood": tools.Synflood, "crawler": tools.Crawler, "sink": tools.Sink, "delayline": tools.Delayline}[name]
 }
 
 func TestMain(m *testing.M) {

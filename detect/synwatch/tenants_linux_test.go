@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,5 +98,63 @@ func TestBridgePortsKeyed(t *testing.T) {
 	}
 	if !found[vm2].Spoofing {
 		t.Errorf("%s: spoofing signal not set", vm2)
+	}
+}
+
+// TestLateSynAcksNeverFlood: a healthy client whose SYN-ACKs come back
+// 300 ms late (held by a userspace delay line on the internet side, as no
+// netem is needed) is never suspect under the default rtt_allowance, while
+// its SYN rate is well above syn_rate_min.
+func TestLateSynAcksNeverFlood(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t)
+	l.startSink(t)
+	ctx := context.Background()
+	if _, err := l.Exec(ctx, l.inet, "iptables", "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK",
+		"-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass"); err != nil {
+		t.Skipf("no NFQUEUE target for the delay line: %v", err)
+	}
+	dl, err := l.Start(l.inet, generator(t, "delayline"), "-queue", "7", "-delay", "300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(dl.Stdout(), "ready"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("delayline not ready: %s", dl.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cfg := detect.DefaultConfig()
+	w := l.watch(t, Options{Detect: cfg})
+	generator(t, "crawler")
+	done := make(chan map[string]float64, 1)
+	go func() { done <- l.run(t, l.node, "crawler", "-duration", "4s", "-workers", "2000") }()
+	var peak float64
+	w.Collect()
+	last := time.Now()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		for _, k := range w.Keys() {
+			if k.Suspect || k.State != detect.StateClean {
+				t.Errorf("%s %s: %v (rates %+v)", k.Key, k.State, k.Reasons, k.Rates)
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+		c := w.Collect()
+		if r := float64(c.SynOut) / time.Since(last).Seconds(); r > peak {
+			peak = r
+		}
+		last = time.Now()
+	}
+	if err := dl.Stop(2 * time.Second); err != nil {
+		t.Error(err)
+	}
+	t.Logf("delay line: %s; peak SYN out %.0f/s", strings.TrimSpace(dl.Stdout()), peak)
+	if peak <= cfg.SynRateMin {
+		t.Fatalf("peak SYN out %.0f/s never exceeded syn_rate_min %.0f/s: the test proves nothing", peak, cfg.SynRateMin)
 	}
 }

@@ -19,6 +19,7 @@ type Tools struct {
 	// SyscallFilter is ./scripts/syscallfilter: it runs a command under a
 	// systemd unit's SystemCallFilter= where systemd is not PID 1.
 	SyscallFilter string
+	Delayline     string // ./scripts/delayline
 }
 
 var (
@@ -44,7 +45,7 @@ func BuildTools() (Tools, error) {
 		}
 		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator),
 			"./cmd/egressguard", "./scripts/synflood", "./scripts/crawler", "./scripts/sink",
-			"./scripts/syscallfilter")
+			"./scripts/syscallfilter", "./scripts/delayline")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -59,6 +60,7 @@ func BuildTools() (Tools, error) {
 			Crawler:       filepath.Join(dir, "crawler"),
 			Sink:          filepath.Join(dir, "sink"),
 			SyscallFilter: filepath.Join(dir, "syscallfilter"),
+			Delayline:     filepath.Join(dir, "delayline"),
 		}
 	})
 	return tools, toolsErr
