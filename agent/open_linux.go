@@ -90,7 +90,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		closeAll()
 		return nil, nil, err
 	}
-	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log,
+	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(),
 		watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
 	closers = append(closers, binder.stopAll)
 	ev, err := evidence.NewWriter(evidence.Options{
@@ -193,6 +193,7 @@ type synwatchBinder struct {
 	ctx      context.Context
 	ports    []uint16
 	log      *slog.Logger
+	detect   detect.Config
 	watchers map[string]*synwatch.Watcher // shared with the evidence sink
 	stops    map[string]func()
 }
@@ -202,7 +203,8 @@ func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("interface %s: %w", name, err)
 	}
-	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log})
+	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log,
+		BridgePorts: true, Detect: b.detect})
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -23,6 +23,7 @@ func (c Config) DetectorConfig() detect.Config {
 	dc.RstRatioMax = c.Detect.RstRatioMax
 	dc.EnterAfter = int(c.Detect.EnterAfter)
 	dc.ExitAfter = int(c.Detect.ExitAfter)
+	dc.RTTAllowance = time.Duration(c.Detect.RTTAllowance)
 	return dc
 }
 

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
 )
@@ -53,6 +54,9 @@ type Detect struct {
 	RstRatioMax    float64  `yaml:"rst_ratio_max"`
 	EnterAfter     Count    `yaml:"enter_after"`
 	ExitAfter      Count    `yaml:"exit_after"`
+	// RTTAllowance is how long a SYN may wait for its SYN-ACK before it
+	// counts as unanswered in the per-key rule (detect.Config.RTTAllowance).
+	RTTAllowance Duration `yaml:"rtt_allowance"`
 }
 
 // Throttle says what a mitigation installs and how long it lives (docs/design.md §4, §5).
@@ -93,6 +97,7 @@ func Default() Config {
 			RstRatioMax:    0.5,
 			EnterAfter:     3,
 			ExitAfter:      30,
+			RTTAllowance:   Duration(detect.DefaultConfig().RTTAllowance),
 		},
 		Throttle: Throttle{
 			Rate:              1_000_000,

@@ -56,6 +56,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"bad protocol", "throttle: {protocols: [icmp]}\n", `throttle.protocols[0] "icmp": want tcp or udp`},
 		{"bad scope", "throttle: {scope: world}\n", `throttle.scope "world"`},
 		{"bad ratio", "detect: {synack_ratio_max: 2}\n", `detect.synack_ratio_max 2`},
+		{"rtt allowance too long", "detect: {rtt_allowance: 20s}\n", `detect.rtt_allowance 20s`},
 		{"bad interface", "interfaces: [\"eth0/1\"]\n", `interfaces[0] "eth0/1"`},
 		{"list for scalar", "throttle: {rate: [1mbit]}\n", `throttle.rate want a single value, got a list`},
 		{"bad listen", "listen: 9466\n", `listen "9466": want host:port`},
