@@ -65,6 +65,9 @@ type Deps struct {
 	// Watched says why each interface is watched and which bridge it
 	// stands in for (shown in status); optional.
 	Watched map[string]netif.Interface
+	// Wake, when it delivers, runs an interval at once: a capture signals
+	// that a key turned flood between two intervals (sub-second verdicts).
+	Wake <-chan struct{}
 }
 
 // Agent is a running egressguard agent.

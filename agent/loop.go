@@ -27,6 +27,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			a.Tick(ctx)
+		case <-a.deps.Wake:
+			a.Tick(ctx)
 		}
 	}
 }
@@ -89,7 +91,7 @@ func (a *Agent) Tick(ctx context.Context) {
 			a.last[name] = view
 			a.log.Info("flood attributed", "interface", name, "sources", at.Sources, "processes", at.Processes, "evidence", dir)
 		}
-		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: topAddrs(v.Evidence.TopSources)})
+		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v)})
 	}
 	a.retryReapply(ctx)
 	before := a.engine.Snapshot()
@@ -134,6 +136,16 @@ func (a *Agent) engineMitigation(iface string) (policy.Mitigation, bool) {
 		}
 	}
 	return policy.Mitigation{}, false
+}
+
+// offenders are the sources a throttle should match: the flooding keys'
+// when the verdict's signature names them (a busy node's healthy sources
+// stay out), else the interface's top sources.
+func offenders(v detect.Verdict) []netip.Addr {
+	if s := v.Signature; s != nil && !s.Spoofed && len(s.Sources) > 0 {
+		return s.Sources
+	}
+	return topAddrs(v.Evidence.TopSources)
 }
 
 func topAddrs(ts []detect.SourceCount) []netip.Addr {
