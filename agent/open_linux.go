@@ -90,7 +90,14 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		closeAll()
 		return nil, nil, err
 	}
-	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(),
+	wake := make(chan struct{}, 1)
+	onFlood := func() {
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(), onFlood: onFlood,
 		watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
 	closers = append(closers, binder.stopAll)
 	ev, err := evidence.NewWriter(evidence.Options{
@@ -103,7 +110,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 	}
 	a, err := New(Deps{
 		Config: cfg, Version: o.Version, Node: o.Node, Interfaces: ifaces, Captures: map[string]Capture{},
-		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log, Binder: binder, Watched: why,
+		Tx: nicstatReader{tx}, Kernel: sh, Features: feats, Log: o.Log, Binder: binder, Watched: why, Wake: wake,
 		Evidence: &evidenceSink{w: ev, watchers: binder.watchers},
 	})
 	if err != nil {
@@ -194,6 +201,7 @@ type synwatchBinder struct {
 	ports    []uint16
 	log      *slog.Logger
 	detect   detect.Config
+	onFlood  func()
 	watchers map[string]*synwatch.Watcher // shared with the evidence sink
 	stops    map[string]func()
 }
@@ -204,7 +212,7 @@ func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
 		return nil, 0, nil, fmt.Errorf("interface %s: %w", name, err)
 	}
 	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log,
-		BridgePorts: true, Detect: b.detect})
+		BridgePorts: true, Detect: b.detect, OnFlood: b.onFlood})
 	if err != nil {
 		return nil, 0, nil, err
 	}

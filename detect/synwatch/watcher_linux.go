@@ -66,6 +66,9 @@ type Options struct {
 	Owned map[string][]netip.Addr
 	// LibvirtDir holds libvirt's live domain XML; "" = attrib.LibvirtQemuDir.
 	LibvirtDir string
+	// OnFlood, if set, is called (from Run, without locks held) when a key
+	// turns flood, so a consumer can act before its next interval.
+	OnFlood func()
 }
 
 // Packet is one sampled frame kept for evidence, truncated to Snaplen.
@@ -292,6 +295,7 @@ func (w *Watcher) tick(now time.Time) {
 	w.keys = keys
 	w.mu.Unlock()
 	seen := make(map[string]bool, len(keys))
+	flood := false
 	for _, k := range keys {
 		seen[k.Key] = true
 		prev := w.keyStates[k.Key]
@@ -299,6 +303,7 @@ func (w *Watcher) tick(now time.Time) {
 			continue
 		}
 		w.keyStates[k.Key] = k.State
+		flood = flood || k.State == detect.StateFlood
 		if k.State == detect.StateFlood || (k.Spoofing && prev == "") {
 			w.log.Info("key verdict", "key", k.Key, "state", k.State, "reasons", k.Reasons,
 				"protocols", k.Signature.Protocols, "dst_ports", k.Signature.DstPorts, "spoofed", k.Signature.Spoofed,
@@ -312,6 +317,9 @@ func (w *Watcher) tick(now time.Time) {
 				w.log.Info("key verdict", "key", k, "state", detect.StateClean, "from", prev)
 			}
 		}
+	}
+	if flood && w.opts.OnFlood != nil {
+		w.opts.OnFlood()
 	}
 }
 
