@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/egressguard/egressguard/agent/policy"
@@ -164,4 +165,19 @@ func (a *Agent) observeMetrics(v detect.Verdict) {
 	a.metrics.synAckIn.WithLabelValues(v.Interface).Set(e.SynAckInPps)
 	a.metrics.fanOut.WithLabelValues(v.Interface).Set(float64(e.FanOut))
 	a.metrics.setVerdict(v.Interface, string(v.State))
+	kinds := map[string]float64{"source": 0, "port": 0, "other": 0, "interface": 0}
+	spoofing := 0.0
+	for _, k := range v.Keys {
+		kind, _, _ := strings.Cut(k.Key, " ")
+		if k.State == detect.StateFlood {
+			kinds[kind]++
+		}
+		if k.Spoofing {
+			spoofing++
+		}
+	}
+	for kind, n := range kinds {
+		a.metrics.floodKeys.WithLabelValues(v.Interface, kind).Set(n)
+	}
+	a.metrics.spoofing.WithLabelValues(v.Interface).Set(spoofing)
 }

@@ -29,6 +29,8 @@ type metrics struct {
 	evicted   prometheus.Counter
 	evidence  prometheus.Counter
 	blind     *prometheus.GaugeVec
+	floodKeys *prometheus.GaugeVec
+	spoofing  *prometheus.GaugeVec
 }
 
 var verdictStates = []string{"clean", "attention", "flood"}
@@ -64,12 +66,14 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 		evidence: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "egressguard_evidence_bundles_written_total", Help: "Evidence bundles written under the state directory.",
 		}),
-		blind: g("interface_blind", "1 while a watched interface is missing or its capture is not bound to it; /readyz says why.", "interface"),
+		blind:     g("interface_blind", "1 while a watched interface is missing or its capture is not bound to it; /readyz says why.", "interface"),
+		floodKeys: g("flood_keys", "Keys judged flood on their own, by kind (source, port, other, interface); which ones is in status.", "interface", "kind"),
+		spoofing:  g("spoofing_ports", "VM bridge ports emitting source addresses they do not own; which ones is in status.", "interface"),
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(kernel, m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
-		m.actions, m.refused, m.drift, m.evicted, m.evidence, m.blind, info,
+		m.actions, m.refused, m.drift, m.evicted, m.evidence, m.blind, m.floodKeys, m.spoofing, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "target", "error"} {
 		m.refused.WithLabelValues(r)
