@@ -30,6 +30,7 @@ func (a *Agent) Status(ctx context.Context) (control.Status, error) {
 			Name: name, TxBps: e.TxBps, TxPps: e.TxPps, SynOutPps: e.SynOutPps, SynAckInPps: e.SynAckInPps,
 			Verdict: string(v.Verdict.State), Reasons: v.Verdict.Reasons, Evidence: &e,
 			Blind: a.blindReason(name), Watched: a.deps.Watched[name].Reason, Bridge: a.deps.Watched[name].Bridge,
+			Signature: v.Verdict.Signature, Keys: v.Verdict.Keys,
 		}
 		if v.Attribution != nil {
 			is.Attribution = v.Attribution

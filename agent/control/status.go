@@ -50,6 +50,12 @@ type InterfaceStatus struct {
 	Verdict     string           `json:"verdict"`
 	Reasons     []string         `json:"reasons,omitempty"`
 	Evidence    *detect.Evidence `json:"evidence,omitempty"`
+	// Signature names what floods (protocols, ports, packet size, spoofing,
+	// sources, VM ports and their VMs) while the verdict is flood.
+	Signature *detect.Signature `json:"signature,omitempty"`
+	// Keys are the sources and VM ports judged on their own that are not
+	// clean: floods, and ports emitting addresses they do not own.
+	Keys []detect.KeyVerdict `json:"keys,omitempty"`
 	// Attribution names who sent the latest flood on the interface (sources
 	// with MAC and bridge port, processes holding raw or packet sockets).
 	Attribution *attrib.Attribution `json:"attribution,omitempty"`
