@@ -4,7 +4,7 @@
 // destination outside it. It is a test tool and never part of the shipped
 // binary.
 //
-//	synflood [-6] [-udp] [-ipopts] [-rate PPS] [-duration D] [-ports 80,443] [-dst PREFIX] [-src ADDR | -spoof PREFIX]
+//	synflood [-6] [-udp | -icmp] [-ipopts] [-rate PPS] [-duration D] [-ports 80,443 | -ports random] [-dst PREFIX] [-src ADDR | -spoof PREFIX]
 //
 // -ipopts puts an option header in every packet, as some real uplinks carry:
 // an IPv4 Router Alert option (RFC 2113, IHL 6) or an IPv6 Destination
@@ -39,6 +39,8 @@ func main() {
 
 type config struct {
 	v6, udp  bool
+	icmp     bool
+	anyPort  bool // a random destination port from 1024 up per packet
 	ipOpts   bool
 	rate     int
 	duration time.Duration
@@ -54,10 +56,11 @@ func parse(args []string) (config, error) {
 	fs := flag.NewFlagSet("synflood", flag.ContinueOnError)
 	fs.BoolVar(&c.v6, "6", false, "IPv6 (destinations in 2001:db8:ff::/48)")
 	fs.BoolVar(&c.udp, "udp", false, "UDP datagrams instead of TCP SYNs")
+	fs.BoolVar(&c.icmp, "icmp", false, "ICMP echo requests instead of TCP SYNs")
 	fs.BoolVar(&c.ipOpts, "ipopts", false, "IPv4 Router Alert option / IPv6 Destination Options header in every packet")
 	fs.IntVar(&c.rate, "rate", 0, "packets per second, 0 = as fast as possible")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "how long to send")
-	ports := fs.String("ports", "80,443", "destination ports, comma separated")
+	ports := fs.String("ports", "80,443", "destination ports, comma separated, or random")
 	dst := fs.String("dst", "", "destination prefix inside the lab range (default: the whole range)")
 	src := fs.String("src", "", "source address (default: the route's)")
 	spoof := fs.String("spoof", "", "random source address inside this prefix per packet")
@@ -68,10 +71,17 @@ func parse(args []string) (config, error) {
 	if c.rate < 0 || c.duration <= 0 || c.size < 0 || c.size > 1400 {
 		return c, fmt.Errorf("-rate %d, -duration %s, -size %d: want rate ≥ 0, duration > 0, 0 ≤ size ≤ 1400", c.rate, c.duration, c.size)
 	}
+	if c.udp && c.icmp {
+		return c, fmt.Errorf("-udp and -icmp: want one protocol")
+	}
+	c.anyPort = *ports == "random"
 	for _, f := range strings.Split(*ports, ",") {
+		if c.anyPort {
+			break
+		}
 		p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
 		if err != nil || p == 0 {
-			return c, fmt.Errorf("-ports %q: want ports 1-65535", *ports)
+			return c, fmt.Errorf("-ports %q: want ports 1-65535 or random", *ports)
 		}
 		c.ports = append(c.ports, uint16(p))
 	}
@@ -158,8 +168,20 @@ func run(args []string) error {
 			src = labaddr.Random(c.spoof, rng)
 		}
 		dst := labaddr.Random(c.dst, rng)
-		port := c.ports[rng.IntN(len(c.ports))]
-		buf = build(buf[:0], src, dst, uint16(1024+rng.IntN(64000)), port, rng.Uint32(), c.udp, c.size, c.ipOpts)
+		var port uint16
+		if c.anyPort {
+			port = uint16(1024 + rng.IntN(64512))
+		} else {
+			port = c.ports[rng.IntN(len(c.ports))]
+		}
+		proto := protoTCP
+		switch {
+		case c.udp:
+			proto = protoUDP
+		case c.icmp:
+			proto = protoICMP
+		}
+		buf = build(buf[:0], src, dst, uint16(1024+rng.IntN(64000)), port, rng.Uint32(), proto, c.size, c.ipOpts)
 		if err := unix.Sendto(fd, buf, 0, sockaddr(dst)); err != nil {
 			// ENOBUFS under full-speed sending: count and go on.
 			failed++
@@ -179,19 +201,39 @@ func sockaddr(a netip.Addr) unix.Sockaddr {
 	return &unix.SockaddrInet6{Addr: a.As16()}
 }
 
+// What build puts after the IP header.
+const (
+	protoTCP = iota
+	protoUDP
+	protoICMP
+)
+
 // build appends an IPv4 or IPv6 header (with ipOpts: a Router Alert option,
-// or a Destination Options header) and a TCP SYN (with an MSS option) or a
-// UDP datagram of size payload bytes.
-func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp bool, size int, ipOpts bool) []byte {
+// or a Destination Options header) and a TCP SYN (with an MSS option), a
+// UDP datagram of size payload bytes, or an ICMP (ICMPv6) echo request of
+// size payload bytes.
+func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, kind int, size int, ipOpts bool) []byte {
 	var l4 []byte
 	proto := uint8(unix.IPPROTO_TCP)
-	if udp {
-		proto = unix.IPPROTO_UDP
+	udp := kind == protoUDP
+	csumOff := 16
+	switch kind {
+	case protoUDP:
+		proto, csumOff = unix.IPPROTO_UDP, 6
 		l4 = make([]byte, 8+size)
 		binary.BigEndian.PutUint16(l4[0:], sport)
 		binary.BigEndian.PutUint16(l4[2:], dport)
 		binary.BigEndian.PutUint16(l4[4:], uint16(len(l4)))
-	} else {
+	case protoICMP:
+		proto, csumOff = unix.IPPROTO_ICMP, 2
+		l4 = make([]byte, 8+size)
+		l4[0] = 8 // echo request
+		if src.Is6() {
+			proto, l4[0] = unix.IPPROTO_ICMPV6, 128
+		}
+		binary.BigEndian.PutUint16(l4[4:], sport) // identifier
+		binary.BigEndian.PutUint16(l4[6:], uint16(seq))
+	default:
 		l4 = make([]byte, 24)
 		binary.BigEndian.PutUint16(l4[0:], sport)
 		binary.BigEndian.PutUint16(l4[2:], dport)
@@ -201,11 +243,11 @@ func build(b []byte, src, dst netip.Addr, sport, dport uint16, seq uint32, udp b
 		binary.BigEndian.PutUint16(l4[14:], 64240)
 		copy(l4[20:], []byte{2, 4, 0x05, 0xb4}) // MSS 1460
 	}
-	csumOff := 16
-	if udp {
-		csumOff = 6
+	var ph []byte // ICMPv4 has no pseudo-header
+	if proto != unix.IPPROTO_ICMP {
+		ph = pseudoHeader(src, dst, proto, len(l4))
 	}
-	ck := checksum(pseudoHeader(src, dst, proto, len(l4)), l4)
+	ck := checksum(ph, l4)
 	if udp && ck == 0 {
 		ck = 0xffff
 	}

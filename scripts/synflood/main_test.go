@@ -23,6 +23,8 @@ func TestParseRefusesOutsideLab(t *testing.T) {
 		{[]string{"-src", "10.0.0.1", "-rate", "-1"}, false},
 		{[]string{"-src", "10.0.0.1", "-ports", "80,0"}, false},
 		{[]string{"-spoof", "10.9.0.0/16"}, true},
+		{[]string{"-src", "10.0.0.1", "-udp", "-ports", "random"}, true},
+		{[]string{"-src", "10.0.0.1", "-udp", "-icmp"}, false},
 	} {
 		_, err := parse(tc.args)
 		if (err == nil) != tc.ok {
@@ -48,7 +50,11 @@ func TestBuildDecodesWithValidChecksums(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src, dst := netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst)
-			b := build(nil, src, dst, 40000, 443, 7, tc.udp, 33, tc.ipOpts)
+			kind := protoTCP
+			if tc.udp {
+				kind = protoUDP
+			}
+			b := build(nil, src, dst, 40000, 443, 7, kind, 33, tc.ipOpts)
 			first := layers.LayerTypeIPv4
 			if src.Is6() {
 				first = layers.LayerTypeIPv6
@@ -86,5 +92,22 @@ func TestBuildDecodesWithValidChecksums(t *testing.T) {
 				t.Errorf("checksums differ:\n got %x\nwant %x", got, b)
 			}
 		})
+	}
+}
+
+func TestBuildICMPChecksums(t *testing.T) {
+	for _, tc := range []struct{ src, dst string }{{"10.0.0.1", "198.18.1.2"}, {"fd00::1", "2001:db8:ff::9"}} {
+		src, dst := netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst)
+		b := build(nil, src, dst, 7, 0, 1, protoICMP, 56, false)
+		hl, ph := 20, []byte(nil)
+		if src.Is6() {
+			hl, ph = 40, pseudoHeader(src, dst, 58, len(b)-40)
+		}
+		if b[hl] != 8 && b[hl] != 128 {
+			t.Errorf("%s: type %d, want an echo request", tc.src, b[hl])
+		}
+		if ck := checksum(ph, b[hl:]); ck != 0 {
+			t.Errorf("%s: checksum over the message %#x, want 0", tc.src, ck)
+		}
 	}
 }
