@@ -26,6 +26,10 @@ type ifaceState struct {
 	cleanRun   int // consecutive non-suspect intervals while in flood
 	baseline   float64
 	samples    int // intervals folded into baseline
+	// sig is the signature of the last suspect flood interval: a flood that
+	// goes on only by hysteresis keeps it, so the throttle's match does not
+	// drift to whatever healthy traffic is left.
+	sig *Signature
 }
 
 // NewDetector returns a Detector for cfg, or the validation error naming the
@@ -123,9 +127,13 @@ func (d *Detector) Observe(s Sample) Verdict {
 		Keys:      s.Counts.Keys,
 		Since:     st.since,
 	}
-	if next == StateFlood {
-		v.Signature = signatureOf(v, protos, s.Counts.SynOut+s.Counts.UDPOut)
+	switch {
+	case next != StateFlood:
+		st.sig = nil
+	case suspect || st.sig == nil:
+		st.sig = signatureOf(v, protos, s.Counts.SynOut+s.Counts.UDPOut)
 	}
+	v.Signature = st.sig
 	return v
 }
 

@@ -345,3 +345,22 @@ func TestObserveNamesAFloodingKey(t *testing.T) {
 		t.Errorf("keys %v reasons %q, want the port named", v.Keys, v.Reasons)
 	}
 }
+
+// TestSignatureHoldsWhileTheFloodGoesOnByHysteresis: once the flooding key
+// is gone, the verdict stays flood for exit_after intervals with the
+// signature it had, never one drawn from the healthy traffic left.
+func TestSignatureHoldsWhileTheFloodGoesOnByHysteresis(t *testing.T) {
+	d, err := NewDetector(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	key := KeyVerdict{Key: "source 198.19.128.11", Source: keyVM1, State: StateFlood,
+		Signature: Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Sources: []netip.Addr{keyVM1}}}
+	d.Observe(Sample{Interface: "up0", At: at, Interval: time.Second, Counts: Counts{SynOut: 30000, SynAckIn: 13000, Keys: []KeyVerdict{key}}})
+	healthy := Counts{SynOut: 13000, SynAckIn: 13000, CloseOut: 13000, Sources: map[netip.Addr]uint64{keyNode: 13000}, DstPorts: map[uint16]uint64{443: 13000}}
+	v := d.Observe(Sample{Interface: "up0", At: at.Add(time.Second), Interval: time.Second, Counts: healthy})
+	if v.State != StateFlood || v.Signature == nil || !slices.Equal(v.Signature.Sources, []netip.Addr{keyVM1}) {
+		t.Fatalf("state %s signature %+v: want flood still naming only %s", v.State, v.Signature, keyVM1)
+	}
+}
