@@ -10,10 +10,13 @@ import (
 	"github.com/egressguard/egressguard/detect/account"
 )
 
-// KeyRates are one key's per-second rates over the window. What the key
-// sent (SYN, UDP, ICMP out) is measured over the window that ended
-// rtt_allowance ago, what came back and what the key answered with (SYN-ACK,
-// RST, closes, UDP and ICMP in) over the latest window.
+// KeyRates are one key's per-second rates. What the key sent (SYN, UDP,
+// ICMP out) is measured over the window that ended rtt_allowance ago; what
+// came back and what the key answered with (SYN-ACK, RST, closes, UDP and
+// ICMP in), and its transmit rate, over the window and the allowance up to
+// now. The reply ratios compare those rates: a healthy peer answering
+// within the allowance stays at or above window/(window+allowance) even
+// when its traffic stops at once.
 type KeyRates struct {
 	TxPps          float64 `json:"tx_pps"`
 	TxBps          float64 `json:"tx_bps"`
@@ -76,10 +79,14 @@ func (inv Inventory) PortOf(a netip.Addr) string {
 // VM port, the untracked rest and the interface as a whole. It keeps
 // per-key hysteresis; it is not safe for concurrent use.
 type KeyDetector struct {
-	cfg          Config
-	span, lagged account.Span
-	secs         float64
-	keys         map[account.Key]*keyState
+	cfg Config
+	// recent spans the window and the allowance up to now: replies, resets
+	// and closes; lagged is the window that ended one allowance ago: what
+	// was sent. A healthy peer's replies to the lagged window all fall in
+	// the recent one, even when its traffic stops.
+	recent, lagged         account.Span
+	recentSecs, laggedSecs float64
+	keys                   map[account.Key]*keyState
 }
 
 type keyState struct {
@@ -98,11 +105,12 @@ func NewKeyDetector(cfg Config) (*KeyDetector, error) {
 	n := KeyTicks(cfg, 0)
 	lag := int((cfg.RTTAllowance + cfg.Tick - 1) / cfg.Tick)
 	return &KeyDetector{
-		cfg:    cfg,
-		span:   account.Span{N: n},
-		lagged: account.Span{N: n, Lag: lag},
-		secs:   (time.Duration(n) * cfg.Tick).Seconds(),
-		keys:   make(map[account.Key]*keyState),
+		cfg:        cfg,
+		recent:     account.Span{N: n + lag},
+		lagged:     account.Span{N: n, Lag: lag},
+		recentSecs: (time.Duration(n+lag) * cfg.Tick).Seconds(),
+		laggedSecs: (time.Duration(n) * cfg.Tick).Seconds(),
+		keys:       make(map[account.Key]*keyState),
 	}, nil
 }
 
@@ -129,7 +137,7 @@ func (d *KeyDetector) Judge(now time.Time, a *account.Accounting, inv Inventory)
 		st.seen = false
 	}
 	var out []KeyVerdict
-	a.Each(d.span, d.lagged, func(r *account.Row) {
+	a.Each(d.recent, d.lagged, func(r *account.Row) {
 		st, ok := d.keys[r.Key]
 		if !ok {
 			st = &keyState{state: StateClean, since: now}
@@ -229,26 +237,35 @@ func (d *KeyDetector) judge(now time.Time, r *account.Row, st *keyState, inv Inv
 }
 
 func (d *KeyDetector) rates(r *account.Row) KeyRates {
-	ps := func(v uint64) float64 { return float64(v) / d.secs }
+	in := func(v uint64) float64 { return float64(v) / d.recentSecs }
+	out := func(v uint64) float64 { return float64(v) / d.laggedSecs }
 	c, l := r.Recent, r.Lagged
-	return KeyRates{
-		TxPps:          ps(c.PacketsOut),
-		TxBps:          ps(c.BytesOut) * 8,
-		SynOutPps:      ps(l.SynOut),
-		SynAckInPps:    ps(c.SynAckIn),
-		RstOutPps:      ps(c.RstOut),
-		CloseOutPps:    ps(c.CloseOut),
-		UDPOutPps:      ps(l.UDPOut),
-		UDPInPps:       ps(c.UDPIn),
-		ICMPOutPps:     ps(l.ICMPOut),
-		ICMPInPps:      ps(c.ICMPIn),
-		SpoofedOutPps:  ps(c.SpoofedOut),
-		SynAckRatio:    ratio(c.SynAckIn, l.SynOut),
-		RstRatio:       ratio(c.RstOut, c.SynAckIn),
-		CloseRatio:     ratio(c.CloseOut, c.SynAckIn),
-		UDPReplyRatio:  ratio(c.UDPIn, l.UDPOut),
-		ICMPReplyRatio: ratio(c.ICMPIn, l.ICMPOut),
+	k := KeyRates{
+		TxPps:         in(c.PacketsOut),
+		TxBps:         in(c.BytesOut) * 8,
+		SynOutPps:     out(l.SynOut),
+		SynAckInPps:   in(c.SynAckIn),
+		RstOutPps:     in(c.RstOut),
+		CloseOutPps:   in(c.CloseOut),
+		UDPOutPps:     out(l.UDPOut),
+		UDPInPps:      in(c.UDPIn),
+		ICMPOutPps:    out(l.ICMPOut),
+		ICMPInPps:     in(c.ICMPIn),
+		SpoofedOutPps: in(c.SpoofedOut),
+		RstRatio:      ratio(c.RstOut, c.SynAckIn),
+		CloseRatio:    ratio(c.CloseOut, c.SynAckIn),
 	}
+	k.SynAckRatio = rateRatio(k.SynAckInPps, k.SynOutPps)
+	k.UDPReplyRatio = rateRatio(k.UDPInPps, k.UDPOutPps)
+	k.ICMPReplyRatio = rateRatio(k.ICMPInPps, k.ICMPOutPps)
+	return k
+}
+
+func rateRatio(num, den float64) float64 {
+	if den == 0 {
+		return 0
+	}
+	return num / den
 }
 
 // synRule is the TCP flood rule of DESIGN §3 on one key: many SYNs whose

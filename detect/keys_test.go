@@ -364,3 +364,23 @@ func TestSignatureHoldsWhileTheFloodGoesOnByHysteresis(t *testing.T) {
 		t.Fatalf("state %s signature %+v: want flood still naming only %s", v.State, v.Signature, keyVM1)
 	}
 }
+
+// TestHealthyClientStopping: a healthy crawler that stops at once leaves
+// SYNs in the lagged window whose answers came before the latest window;
+// they must still count as answered (found in the lab: the busy node's
+// crawler called a flood as it finished).
+func TestHealthyClientStopping(t *testing.T) {
+	for _, rtt := range []int{0, 1, 3} {
+		s := newKeySim(t, DefaultConfig())
+		for i := range 40 {
+			vs := s.step(func() {
+				if i < 20 {
+					s.crawler(1300, keyNode, rtt)
+				}
+			})
+			for _, v := range vs {
+				t.Errorf("rtt %d ticks, tick %d: %s %s: %v", rtt, i, v.Key, v.State, v.Reasons)
+			}
+		}
+	}
+}
