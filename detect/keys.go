@@ -312,9 +312,12 @@ func (d *KeyDetector) icmpRule(r KeyRates) (string, bool) {
 // port taking less than portShareMin is not listed, and when the listed
 // ports together take less than portCoverMin the flood spreads over ports
 // and the signature says any port.
+// A protocol carrying less than protoShareMin of a key's packets is left
+// out of a signature the spoofing signal alone raised.
 const (
-	portShareMin = 0.05
-	portCoverMin = 0.8
+	portShareMin  = 0.05
+	portCoverMin  = 0.8
+	protoShareMin = 0.2
 )
 
 func (d *KeyDetector) signature(r *account.Row, rates KeyRates, protos []string, inv Inventory) Signature {
@@ -323,10 +326,19 @@ func (d *KeyDetector) signature(r *account.Row, rates KeyRates, protos []string,
 		s.AvgPacketBytes = float64(r.Recent.BytesOut) / float64(r.Recent.PacketsOut)
 	}
 	if len(s.Protocols) == 0 {
-		// Only the spoofing signal: name what the port sends most.
+		// Only the spoofing signal: name the protocols that carry at least
+		// protoShareMin of what the port sends now.
+		totals := map[account.Proto]uint64{}
+		var all uint64
 		for _, p := range r.Ports {
-			if !slices.Contains(s.Protocols, p.Proto.String()) && p.ProtoTotal > 0 && float64(p.Count-p.Err)/float64(p.ProtoTotal) >= portShareMin {
-				s.Protocols = append(s.Protocols, p.Proto.String())
+			if _, ok := totals[p.Proto]; !ok {
+				totals[p.Proto] = p.ProtoTotal
+				all += p.ProtoTotal
+			}
+		}
+		for _, p := range r.Ports {
+			if name := p.Proto.String(); !slices.Contains(s.Protocols, name) && float64(totals[p.Proto]) >= protoShareMin*float64(all) {
+				s.Protocols = append(s.Protocols, name)
 			}
 		}
 	}

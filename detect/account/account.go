@@ -220,7 +220,9 @@ func (r *row) add(p Packet, k Kind, w uint64, cur int, tick uint64) {
 	r.buckets[cur].add(p, k, w)
 	r.lastTick = tick
 	r.tickPkts += w
-	if p.Out && p.Proto != ProtoOther {
+	// Neighbour discovery, MLD, DHCP and the like are no one's flood: they
+	// never name a signature's destinations.
+	if p.Out && p.Proto != ProtoOther && !p.Dst.IsMulticast() && !p.Src.IsLinkLocalUnicast() && !p.Src.IsUnspecified() {
 		r.ports.add(p.Proto, p.DstPort, w)
 	}
 }
