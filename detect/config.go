@@ -68,7 +68,9 @@ type Config struct {
 	TopN int `json:"top_n" yaml:"top_n"`
 
 	// Tick is how often the per-key window slides (detect.tick): at most
-	// 100 ms, so a verdict can come within half a second (DESIGN §11).
+	// 100 ms, so a verdict can come within half a second (DESIGN §11). The
+	// default, 50 ms, puts a flood's verdict at the allowance plus about
+	// 100 ms (two suspect ticks).
 	Tick time.Duration `json:"tick" yaml:"tick"`
 	// Window is the span per-key rates are measured over (detect.window).
 	Window time.Duration `json:"window" yaml:"window"`
@@ -125,7 +127,7 @@ func DefaultConfig() Config {
 		BaselineAlpha:        0.05,
 		BaselineWarmup:       10,
 		TopN:                 5,
-		Tick:                 100 * time.Millisecond,
+		Tick:                 50 * time.Millisecond,
 		Window:               500 * time.Millisecond,
 		RTTAllowance:         300 * time.Millisecond,
 		KeyEnterTicks:        2,

@@ -34,6 +34,7 @@ type keySim struct {
 
 func newKeySim(t *testing.T, cfg Config) *keySim {
 	t.Helper()
+	cfg.Tick = 100 * time.Millisecond // the traffic below is written per 100 ms
 	d, err := NewKeyDetector(cfg)
 	if err != nil {
 		t.Fatal(err)
