@@ -73,6 +73,7 @@ func TestBusyNodeKeyed(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	vm := e.lab.VMs[0]
 	e.sink("443")
+	e.arp(vm)
 	e.startAgent()
 	p := e.poll(100 * time.Millisecond)
 	crawl, err := e.lab.Start(e.lab.Node, e.tools.Crawler, "-ports", "443", "-duration", "14s")
