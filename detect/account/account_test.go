@@ -161,7 +161,9 @@ func TestMillionSpoofedSources(t *testing.T) {
 	var empty, before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&empty)
-	a, err := New(Options{})
+	// 18 ticks: what detect.AccountOptions asks at the detector's defaults
+	// (a 500 ms window and a 300 ms allowance in 50 ms ticks, plus two).
+	a, err := New(Options{Ticks: 18})
 	if err != nil {
 		t.Fatal(err)
 	}
