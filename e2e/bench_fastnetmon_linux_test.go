@@ -136,6 +136,7 @@ type benchResult struct {
 	agentWhat, fnmWhat   string
 	agentCPU, fnmCPU     float64 // share of one core during the scenario
 	offered              string  // what the generators reported
+	agentRSS, fnmRSS     string  // peak resident set (VmHWM) at the end
 }
 
 // TestVsFastNetMon runs FastNetMon CE and the agent (observe mode, so
@@ -170,6 +171,9 @@ func TestVsFastNetMon(t *testing.T) {
 		}},
 		{name: "spoofed-source VM flood", flood: true, setup: func(e *env) { e.arp(e.lab.VMs[0]) }, run: func(e *env) []*lab.Proc {
 			return []*lab.Proc{e.flood(e.lab.VMs[0].NS, 6*time.Second, "-ports", "443", "-rate", "25000", "-spoof", "10.77.0.0/16")}
+		}},
+		{name: "spoofed VM flood, ~1M distinct sources (10.0.0.0/8 at full speed)", flood: true, setup: func(e *env) { e.arp(e.lab.VMs[0]) }, run: func(e *env) []*lab.Proc {
+			return []*lab.Proc{e.flood(e.lab.VMs[0].NS, 12*time.Second, "-ports", "443", "-spoof", "10.0.0.0/8")}
 		}},
 		{name: "busy node (VM 25k SYN/s to :80 beside the node's crawler)", flood: true, setup: func(e *env) {
 			e.sink("443")
@@ -234,9 +238,7 @@ func TestVsFastNetMon(t *testing.T) {
 			if at, what := fnmBan(filepath.Join(dir, "bans"), start); !at.IsZero() {
 				r.fnmAfter, r.fnmWhat = at.Sub(start), what
 			}
-			t.Logf("agent: verdict after %s (%s), CPU %.1f%% of a core, VmHWM %s; fastnetmon: ban after %s (%s), CPU %.1f%% of a core, VmHWM %s",
-				r.agentAfter.Round(time.Millisecond), r.agentWhat, 100*r.agentCPU, vmHWM(e.agent.Proc.Pid()),
-				r.fnmAfter.Round(time.Millisecond), r.fnmWhat, 100*r.fnmCPU, vmHWM(fnm.Pid()))
+			r.agentRSS, r.fnmRSS = vmHWM(e.agent.Proc.Pid()), vmHWM(fnm.Pid())
 			// FastNetMon exits non-zero on SIGTERM; only a kill is news.
 			if err := fnm.Stop(5 * time.Second); err != nil && strings.Contains(err.Error(), "killed") {
 				t.Logf("fastnetmon stop: %v", err)
@@ -245,7 +247,7 @@ func TestVsFastNetMon(t *testing.T) {
 		})
 	}
 	var agentT, fnmT []time.Duration
-	fmt.Println("\nscenario | egressguard verdict | FastNetMon ban | egressguard CPU | FastNetMon CPU | CPU ratio (eg/fnm) | offered")
+	fmt.Println("\nscenario | egressguard verdict | FastNetMon ban | egressguard CPU | FastNetMon CPU | CPU ratio (eg/fnm) | egressguard VmHWM | FastNetMon VmHWM | offered")
 	for _, r := range results {
 		show := func(d time.Duration) string {
 			if d == 0 {
@@ -257,8 +259,8 @@ func TestVsFastNetMon(t *testing.T) {
 		if r.fnmCPU > 0 {
 			ratio = fmt.Sprintf("%.2f", r.agentCPU/r.fnmCPU)
 		}
-		fmt.Printf("%s | %s %s | %s %s | %.1f%% | %.1f%% | %s | %s\n", r.scenario, show(r.agentAfter), r.agentWhat,
-			show(r.fnmAfter), r.fnmWhat, 100*r.agentCPU, 100*r.fnmCPU, ratio, strings.TrimSpace(r.offered))
+		fmt.Printf("%s | %s %s | %s %s | %.1f%% | %.1f%% | %s | %s | %s | %s\n", r.scenario, show(r.agentAfter), r.agentWhat,
+			show(r.fnmAfter), r.fnmWhat, 100*r.agentCPU, 100*r.fnmCPU, ratio, r.agentRSS, r.fnmRSS, strings.TrimSpace(r.offered))
 		if strings.HasPrefix(r.scenario, "node raw-socket") {
 			if r.agentAfter > 0 {
 				agentT = append(agentT, r.agentAfter)
