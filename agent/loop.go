@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/detect"
@@ -139,6 +142,23 @@ func (a *Agent) engineMitigation(iface string) (policy.Mitigation, bool) {
 	return policy.Mitigation{}, false
 }
 
+// maxFloodVMSeries bounds egressguard_flood_vm_info per interface.
+const maxFloodVMSeries = 16
+
+// vmName is how the flood info series names a VM: the libvirt domain, the
+// Proxmox VMID or the OpenStack Neutron port, "" when unknown.
+func vmName(vm detect.VM) string {
+	switch {
+	case vm.Name != "":
+		return vm.Name
+	case vm.VMID != 0:
+		return "proxmox/" + strconv.Itoa(vm.VMID)
+	case vm.NeutronPort != "":
+		return "neutron/" + vm.NeutronPort
+	}
+	return ""
+}
+
 // offenders are the sources a throttle should match: the flooding keys'
 // when the verdict's signature names them (a busy node's healthy sources
 // stay out), else the interface's top sources.
@@ -180,4 +200,19 @@ func (a *Agent) observeMetrics(v detect.Verdict) {
 		a.metrics.floodKeys.WithLabelValues(v.Interface, kind).Set(n)
 	}
 	a.metrics.spoofing.WithLabelValues(v.Interface).Set(spoofing)
+	// The info series names flooding VMs only while they flood, and a bounded
+	// number of them: labels carry no address, and vanish with the flood.
+	a.metrics.floodVM.DeletePartialMatch(prometheus.Labels{"interface": v.Interface})
+	if v.State == detect.StateFlood && v.Signature != nil {
+		names := map[string]string{}
+		for _, vm := range v.Signature.VMs {
+			names[vm.Port] = vmName(vm)
+		}
+		for i, port := range v.Signature.Ports {
+			if i == maxFloodVMSeries {
+				break
+			}
+			a.metrics.floodVM.WithLabelValues(v.Interface, port, names[port]).Set(1)
+		}
+	}
 }

@@ -31,6 +31,7 @@ type metrics struct {
 	blind     *prometheus.GaugeVec
 	floodKeys *prometheus.GaugeVec
 	spoofing  *prometheus.GaugeVec
+	floodVM   *prometheus.GaugeVec
 }
 
 var verdictStates = []string{"clean", "attention", "flood"}
@@ -69,11 +70,13 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 		blind:     g("interface_blind", "1 while a watched interface is missing or its capture is not bound to it; /readyz says why.", "interface"),
 		floodKeys: g("flood_keys", "Keys judged flood on their own, by kind (source, port, other, interface); which ones is in status.", "interface", "kind"),
 		spoofing:  g("spoofing_ports", "VM bridge ports emitting source addresses they do not own; which ones is in status.", "interface"),
+		floodVM: g("flood_vm_info", "1 for each VM bridge port that floods, with the VM's name where known; present only while it floods, at most 16 per interface.",
+			"interface", "port", "vm"),
 	}
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "egressguard_build_info", Help: "Build information; always 1."}, []string{"version", "goversion"})
 	info.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(kernel, m.txBytes, m.txPackets, m.synOut, m.synAckIn, m.fanOut, m.verdict, m.active, m.expiry,
-		m.actions, m.refused, m.drift, m.evicted, m.evidence, m.blind, m.floodKeys, m.spoofing, info,
+		m.actions, m.refused, m.drift, m.evicted, m.evidence, m.blind, m.floodKeys, m.spoofing, m.floodVM, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"observe", "budget", "paused", "whitelist", "max_ttl", "no_sources", "target", "error"} {
 		m.refused.WithLabelValues(r)
