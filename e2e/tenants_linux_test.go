@@ -76,19 +76,20 @@ func TestBusyNodeKeyed(t *testing.T) {
 	e.arp(vm)
 	e.startAgent()
 	p := e.poll(100 * time.Millisecond)
-	crawl, err := e.lab.Start(e.lab.Node, e.tools.Crawler, "-ports", "443", "-duration", "14s")
+	crawl, err := e.lab.Start(e.lab.Node, e.tools.Crawler, "-ports", "443", "-duration", "16s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(4 * time.Second) // the crawler alone first
 	start := time.Now()
-	fl := e.flood(vm.NS, 6*time.Second, "-ports", "80", "-rate", "25000")
-	s, kv := p.firstFlood(t, "source "+vm.Addr.String(), start, 6*time.Second)
+	// Deadlines, not timings: the machine running the tests may be busy.
+	fl := e.flood(vm.NS, 10*time.Second, "-ports", "80", "-rate", "25000")
+	s, kv := p.firstFlood(t, "source "+vm.Addr.String(), start, 10*time.Second)
 	t.Logf("VM source named a flood %.2f s after the flood started: %v; signature %+v", s.at.Sub(start).Seconds(), kv.Reasons, kv.Signature)
 	if !slices.Equal(kv.Signature.Ports, []string{vm.Port}) || !slices.Equal(kv.Signature.DstPorts, []uint16{80}) {
 		t.Errorf("signature %+v: want port %s, destination port 80", kv.Signature, vm.Port)
 	}
-	thr := p.waitFor(t, "throttle", start, 6*time.Second, func(s sample) bool { return s.mitigated })
+	thr := p.waitFor(t, "throttle", start, 10*time.Second, func(s sample) bool { return s.mitigated })
 	if string(thr.mit.Scope) != "source" || len(thr.mit.Sources) != 1 || thr.mit.Sources[0].Addr() != vm.Addr {
 		t.Errorf("mitigation scope %s sources %v: want source [%s/32] only", thr.mit.Scope, thr.mit.Sources, vm.Addr)
 	}
@@ -126,8 +127,8 @@ func TestSpoofedVMKeyedToPort(t *testing.T) {
 	e.startAgent()
 	p := e.poll(100 * time.Millisecond)
 	start := time.Now()
-	fl := e.flood(vm.NS, 6*time.Second, "-ports", "443", "-rate", "10000", "-spoof", "10.77.0.0/16")
-	s, kv := p.firstFlood(t, "port "+pvePort, start, 6*time.Second)
+	fl := e.flood(vm.NS, 10*time.Second, "-ports", "443", "-rate", "10000", "-spoof", "10.77.0.0/16")
+	s, kv := p.firstFlood(t, "port "+pvePort, start, 10*time.Second)
 	t.Logf("port named %.2f s after the flood started: %v; signature %+v", s.at.Sub(start).Seconds(), kv.Reasons, kv.Signature)
 	sig := kv.Signature
 	if !sig.Spoofed || !kv.Spoofing || !slices.Equal(sig.DstPorts, []uint16{443}) {
@@ -174,8 +175,8 @@ func TestOtherFloodsKeyed(t *testing.T) {
 			e.startAgent()
 			p := e.poll(100 * time.Millisecond)
 			start := time.Now()
-			fl := e.flood(ns, 6*time.Second, tc.args...)
-			s, kv := p.firstFlood(t, tc.key(e), start, 6*time.Second)
+			fl := e.flood(ns, 10*time.Second, tc.args...)
+			s, kv := p.firstFlood(t, tc.key(e), start, 10*time.Second)
 			t.Logf("%s named %.2f s after the flood started: %v; signature %+v", kv.Key, s.at.Sub(start).Seconds(), kv.Reasons, kv.Signature)
 			sig := kv.Signature
 			got := slices.Sorted(slices.Values(sig.DstPorts))
