@@ -68,7 +68,7 @@ type Config struct {
 	TopN int `json:"top_n" yaml:"top_n"`
 
 	// Tick is how often the per-key window slides (detect.tick): at most
-	// 100 ms, so a verdict can come within half a second (DESIGN §11). The
+	// 100 ms, so a verdict can come within half a second (docs/design.md §11). The
 	// default, 50 ms, puts a flood's verdict at the allowance plus about
 	// 100 ms (two suspect ticks).
 	Tick time.Duration `json:"tick" yaml:"tick"`

@@ -74,8 +74,8 @@ func (inv Inventory) PortOf(a netip.Addr) string {
 	return ""
 }
 
-// KeyDetector applies the flood rule of DESIGN §3 to every key of an
-// account.Accounting at every tick (DESIGN §11): each source address, each
+// KeyDetector applies the flood rule of docs/design.md §3 to every key of an
+// account.Accounting at every tick (docs/design.md §11): each source address, each
 // VM port, the untracked rest and the interface as a whole. It keeps
 // per-key hysteresis; it is not safe for concurrent use.
 type KeyDetector struct {
@@ -268,7 +268,7 @@ func rateRatio(num, den float64) float64 {
 	return num / den
 }
 
-// synRule is the TCP flood rule of DESIGN §3 on one key: many SYNs whose
+// synRule is the TCP flood rule of docs/design.md §3 on one key: many SYNs whose
 // handshakes fail, or are answered and then reset by a kernel that never
 // sent them (and closed nothing it opened).
 func (d *KeyDetector) synRule(r KeyRates) (string, bool) {

@@ -105,7 +105,7 @@ func (s *keySim) crawler(n int, src netip.Addr, rtt int) {
 	}
 }
 
-// TestBusyNode is DESIGN §11's measured failure: a VM sends 25k unanswered
+// TestBusyNode is docs/design.md §11's measured failure: a VM sends 25k unanswered
 // SYN/s to :80 beside the node's healthy 13k connections/s crawler on :443.
 // The interface-wide ratio stays near 0.34, so only per-key judgement names
 // the VM, by its source and by its bridge port; the node's own source and

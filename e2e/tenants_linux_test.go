@@ -65,7 +65,7 @@ func (e *env) sink(ports string) {
 	}
 }
 
-// TestBusyNodeKeyed is DESIGN §11's busy node: the node crawls :443 with
+// TestBusyNodeKeyed is docs/design.md §11's busy node: the node crawls :443 with
 // healthy handshakes while a VM floods :80 with unanswered SYNs. The VM is
 // named (its source and its bridge port) and throttled by source; the
 // node's own source is never a flood and never throttled.
