@@ -270,8 +270,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.tick(now)
 			lastTick = now
 		}
-		if now.Sub(last) >= adaptEvery {
-			if err := w.adapt(now.Sub(last)); err != nil {
+		// A sudden flood re-chooses the divisor as soon as four times the
+		// per-interval budget has arrived, before the ring overflows at a
+		// divisor too small (drops are compensated only on average).
+		w.mu.Lock()
+		burst := w.tickSampled >= uint64(w.opts.MaxSampleRate)*4*uint64(adaptEvery)/uint64(time.Second)
+		w.mu.Unlock()
+		if elapsed := now.Sub(last); elapsed >= adaptEvery || (burst && elapsed > time.Millisecond) {
+			if err := w.adapt(elapsed); err != nil {
 				return err
 			}
 			last = now
