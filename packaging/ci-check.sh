@@ -65,12 +65,17 @@ fi
 section "install"
 had_group=no
 getent group egressguard-webhook >/dev/null && had_group=yes
+had_state=no
+[ -e /var/lib/egressguard ] && had_state=yes
 dpkg -i "$deb"
 purged=no
 cleanup() {
 	[ "$purged" = yes ] || dpkg --purge egressguard >/dev/null 2>&1 || true
 	# Removal keeps the system group (Debian practice); a check run does not.
 	[ "$had_group" = yes ] || groupdel egressguard-webhook 2>/dev/null || true
+	# Purge keeps the state directory for forensics; a check run removes the
+	# one it made, so the upgrade test after it starts from a clean node.
+	[ "$had_state" = yes ] || rm -rf /var/lib/egressguard
 }
 trap cleanup EXIT
 
