@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egressguard/egressguard/config"
+	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/capfile"
 	"github.com/egressguard/egressguard/detect/replay"
 )
@@ -29,7 +30,10 @@ func newReplayCommand(g *globals) *cobra.Command {
 		Short: "Run the detector over capture files (pcap, pcapng, gzip) at their own timestamps",
 		Long: `Replay runs the agent's counting and detector over capture files and prints
 every change of state (time from the first packet, key, state, reasons,
-signature), then a summary per file. Direction: a Linux cooked capture's
+signature), then a summary per file. Keys are those the agent judges every
+detect.tick: each source address, each VM bridge port, the interface
+aggregate and the untracked rest; "node" is the verdict the agent acts on,
+judged every detect.interval and at once when a key floods. Direction: a Linux cooked capture's
 packet type or pcapng's packet flags, else --local (the node's and its VMs'
 addresses), else the addresses of the config's interfaces; --direction out
 reads every packet as the node's egress (for flood captures taken at the
@@ -150,7 +154,7 @@ func printEvent(w io.Writer, e replay.Event) {
 	fmt.Fprintln(w)
 }
 
-func formatSignature(s *replay.Signature) string {
+func formatSignature(s *detect.Signature) string {
 	var b strings.Builder
 	if len(s.Protocols) == 0 {
 		b.WriteString("-")
@@ -162,8 +166,13 @@ func formatSignature(s *replay.Signature) string {
 			ports[i] = fmt.Sprint(p)
 		}
 		fmt.Fprintf(&b, " dst_ports %s", strings.Join(ports, ","))
+	} else {
+		b.WriteString(" dst_ports any")
 	}
 	fmt.Fprintf(&b, " avg %.0f B", s.AvgPacketBytes)
+	if s.Spoofed {
+		b.WriteString(" spoofed")
+	}
 	if len(s.Sources) > 0 {
 		srcs := make([]string, len(s.Sources))
 		for i, a := range s.Sources {
@@ -171,12 +180,18 @@ func formatSignature(s *replay.Signature) string {
 		}
 		fmt.Fprintf(&b, " sources %s", strings.Join(srcs, ","))
 	}
+	if len(s.Ports) > 0 {
+		fmt.Fprintf(&b, " ports %s", strings.Join(s.Ports, ","))
+	}
 	return b.String()
 }
 
 func printSummary(w io.Writer, s replay.Summary) {
-	fmt.Fprintf(w, "%s summary: %d packets (%d outgoing, %d without direction), %.3fs, %d intervals; ",
-		s.File, s.Packets, s.Outgoing, s.NoDirection, s.Duration.Seconds(), s.Intervals)
+	fmt.Fprintf(w, "%s summary: %d packets (%d outgoing, %d without direction", s.File, s.Packets, s.Outgoing, s.NoDirection)
+	if s.Weighted != uint64(s.Packets-s.NoDirection) {
+		fmt.Fprintf(w, ", standing for %d", s.Weighted)
+	}
+	fmt.Fprintf(w, "), %.3fs, %d ticks, %d intervals; ", s.Duration.Seconds(), s.Ticks, s.Intervals)
 	if len(s.Flooded) == 0 {
 		fmt.Fprintln(w, "no flood")
 		return

@@ -58,10 +58,18 @@ func TestReplayFlood(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// The key window (500 ms) fills after the 300 ms allowance: 2,100 SYN/s
+	// at +0.65 s, past syn_rate_min, suspect; the next tick makes the source
+	// and the interface floods, and the node's verdict follows at once. The
+	// source's slot goes when it has sent nothing for the whole history.
 	want := []string{
-		flood + " +1.000s node attention: syn out 3000/s > 2000/s with syn-ack/syn ratio 0.000 < 0.2;",
-		flood + " +3.000s node flood: syn out 3000/s > 2000/s",
-		flood + " summary: 15000 packets (15000 outgoing, 0 without direction), 5.000s, 5 intervals; flooded: node; first flood verdict at +3.000s",
+		flood + " +0.650s interface attention: syn out 2100/s > 2000/s with syn-ack/syn ratio 0.000 < 0.2; suspect for 1 of 2 ticks needed",
+		flood + " +0.650s source 10.0.0.1 attention: syn out 2100/s > 2000/s",
+		flood + " +0.700s interface flood: syn out 2400/s > 2000/s",
+		flood + " +0.700s source 10.0.0.1 flood: syn out 2400/s > 2000/s",
+		flood + " +0.700s node flood: syn out 3000/s > 2000/s",
+		flood + " +5.850s source 10.0.0.1 clean",
+		flood + " summary: 15000 packets (15000 outgoing, 0 without direction), 5.000s, 117 ticks, 6 intervals; flooded: interface, source 10.0.0.1, node; first flood verdict at +0.700s",
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("output:\n%s", out)
@@ -71,8 +79,8 @@ func TestReplayFlood(t *testing.T) {
 			t.Errorf("line %d:\n got %s\nwant %s…", i, lines[i], w)
 		}
 	}
-	if !strings.Contains(lines[1], "| signature tcp dst_ports 443 avg 54 B sources 10.0.0.1") {
-		t.Errorf("signature missing: %s", lines[1])
+	if !strings.Contains(lines[3], "| signature tcp dst_ports 443 avg 54 B sources 10.0.0.1") {
+		t.Errorf("signature missing: %s", lines[3])
 	}
 
 	code, _, stderr = runCLI(t, "--config", cfg, "replay", "--fail-on-flood", "--local", "10.0.0.1/32", flood)
@@ -88,6 +96,7 @@ func TestReplayFlood(t *testing.T) {
 			FirstVerdict float64  `json:"first_verdict_seconds"`
 			Events       []struct {
 				OffsetSeconds float64 `json:"offset_seconds"`
+				Key           string  `json:"key"`
 				State         string  `json:"state"`
 				Signature     struct {
 					Protocols []string `json:"protocols"`
@@ -100,7 +109,8 @@ func TestReplayFlood(t *testing.T) {
 		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
 	}
 	f := doc.Files[0]
-	if f.Packets != 15000 || len(f.Flooded) != 1 || f.FirstVerdict != 3 || len(f.Events) != 2 || f.Events[1].State != "flood" || f.Events[1].Signature.DstPorts[0] != 443 {
+	if f.Packets != 15000 || len(f.Flooded) != 3 || f.FirstVerdict != 0.7 || len(f.Events) != 6 ||
+		f.Events[3].Key != "source 10.0.0.1" || f.Events[3].State != "flood" || f.Events[3].Signature.DstPorts[0] != 443 {
 		t.Errorf("--json: %+v", f)
 	}
 }
@@ -156,7 +166,7 @@ func TestReplayDirectionFromConfigInterfaces(t *testing.T) {
 	}
 	// A flood from 127.0.0.1 is lo's own egress.
 	code, out, stderr := runCLI(t, "--config", cfg, "replay", synFloodFrom(t, [4]byte{127, 0, 0, 1}, 3, 3000))
-	if code != exitOK || !strings.Contains(out, "summary: 9000 packets (9000 outgoing, 0 without direction), 3.000s, 3 intervals; flooded: node") {
+	if code != exitOK || !strings.Contains(out, "flooded: interface, source 127.0.0.1, node") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }

@@ -34,9 +34,19 @@ type Record struct {
 	Number    int // 1-based position in the file
 	Time      time.Time
 	Link      packet.LinkType
-	Data      []byte // valid until the next call to Next
-	Length    int    // length on the wire (≥ len(Data))
-	Direction packet.Direction
+	Data      []byte           // valid until the next call to Next
+	Length    int              // length on the wire (≥ len(Data))
+	Direction packet.Direction // on the interface it was captured on
+	// SampleEvery is the 1-in-N sampling the packet was taken under (an
+	// evidence bundle's packets carry it in their comment); 0 = not sampled.
+	SampleEvery uint32
+	// Filtered says the packet passed egressguard's capture filter, which
+	// keeps TCP segments without SYN, FIN or RST and IP other than TCP, UDP
+	// and ICMP 1 in 16 (its interface's description says so).
+	Filtered bool
+	// Port is the VM bridge port the packet was captured on, when its
+	// interface's description says it is one; "" for the uplink.
+	Port string
 }
 
 // Reader reads one capture file.

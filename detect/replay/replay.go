@@ -1,8 +1,11 @@
-// Package replay runs the live agent's counting and detector over a capture
+// Package replay runs the live agent's counting and detectors over a capture
 // file at the capture's own timestamps: packets are decoded by package
-// packet, counted by synwatch.Counter and judged by detect.Detector exactly as
-// the AF_PACKET capture's packets are, one detector interval at a time. It is
-// what `egressguard replay` prints, and how public captures become tests.
+// packet and counted by synwatch.Counter exactly as the AF_PACKET capture's
+// packets are; every detect.tick the Counter's detect.KeyDetector judges
+// each key (source address, VM bridge port, the interface aggregate), and
+// every detector interval detect.Detector judges the node, at once when a
+// key turns flood, as the agent does. It is what `egressguard replay`
+// prints, and how public captures become tests.
 package replay
 
 import (
@@ -41,14 +44,16 @@ func ParseDirection(s string) (Direction, error) {
 	return "", fmt.Errorf("direction %q: want in, out or auto", s)
 }
 
-// NodeKey is the key of the node-wide aggregate: the one the detector
-// judges today, like an interface of the live agent.
+// NodeKey names the verdict detect.Detector gives each interval: the one
+// the live agent acts on for an interface (its policy, throttle and
+// evidence), flood as soon as any key floods.
 const NodeKey = "node"
 
-// maxIdleIntervals bounds how many empty intervals a gap in the capture
-// replays: after enough clean intervals to leave any flood (exit_after) the
-// state no longer changes, so a capture with a gap of years stays cheap.
-const maxIdleIntervals = 1000
+// maxIdleSteps bounds how many empty ticks and intervals a gap in the
+// capture replays: after enough clean ones to leave any flood (exit_after,
+// key_exit_ticks) the state no longer changes, so a capture with a gap of
+// years stays cheap.
+const maxIdleSteps = 2000
 
 // Options configure a replay.
 type Options struct {
@@ -62,36 +67,33 @@ type Options struct {
 	LocalFrom string
 }
 
-// Signature names what floods, from the verdict's evidence.
-type Signature struct {
-	Protocols      []string     `json:"protocols"`           // "tcp" (SYNs), "udp"
-	DstPorts       []uint16     `json:"dst_ports,omitempty"` // top destination ports
-	AvgPacketBytes float64      `json:"avg_packet_bytes"`    // of the node's outgoing packets
-	Sources        []netip.Addr `json:"sources,omitempty"`   // top source addresses
-}
-
-// Event is a change of a key's state.
+// Event is a change of a key's state: a key of the per-key rule ("source
+// ADDR", "port NAME", "interface", "other sources", "other ports") at a
+// detect.tick, or NodeKey at a detector interval.
 type Event struct {
-	File      string          `json:"file"`
-	Offset    time.Duration   `json:"-"`
-	OffsetSec float64         `json:"offset_seconds"` // from the first packet to the end of the interval that changed
-	Key       string          `json:"key"`
-	State     detect.State    `json:"state"`
-	Reasons   []string        `json:"reasons,omitempty"`
-	Signature *Signature      `json:"signature,omitempty"`
-	Evidence  detect.Evidence `json:"evidence"`
+	File      string            `json:"file"`
+	Offset    time.Duration     `json:"-"`
+	OffsetSec float64           `json:"offset_seconds"` // from the first packet to the tick or interval end that changed
+	Key       string            `json:"key"`
+	State     detect.State      `json:"state"`
+	Reasons   []string          `json:"reasons,omitempty"`
+	Signature *detect.Signature `json:"signature,omitempty"` // keys: when not clean; node: when flood
+	Rates     *detect.KeyRates  `json:"rates,omitempty"`     // keys
+	Evidence  *detect.Evidence  `json:"evidence,omitempty"`  // node
 }
 
 // Summary is what one capture amounted to.
 type Summary struct {
 	File             string        `json:"file"`
 	Packets          int           `json:"packets"`
-	Outgoing         int           `json:"outgoing"`         // packets read as sent by the node
+	Outgoing         int           `json:"outgoing"`         // packets read as sent by the node or a VM
 	NoDirection      int           `json:"no_direction"`     // packets neither from nor to a local address
+	Weighted         uint64        `json:"weighted"`         // packets the records stand for (sampled captures: Σ sample_every)
 	Duration         time.Duration `json:"-"`                // first to last packet
 	DurationSec      float64       `json:"duration_seconds"` // the same in seconds
+	Ticks            int           `json:"ticks"`            // detect.tick steps judged
 	Intervals        int           `json:"intervals"`        // detector intervals judged
-	Flooded          []string      `json:"flooded"`          // keys that reached flood
+	Flooded          []string      `json:"flooded"`          // keys that reached flood, in order
 	FirstVerdict     time.Duration `json:"-"`                // offset of the first flood verdict; valid when Flooded is not empty
 	FirstVerdictSec  *float64      `json:"first_verdict_seconds"`
 	Verdicts         []Event       `json:"events"`            // every state change, in order
@@ -102,7 +104,7 @@ type Summary struct {
 // packet and the options give none.
 var ErrNoDirection = errors.New("no direction")
 
-// Run replays r through the detector and returns its summary; onEvent, if
+// Run replays r through the detectors and returns its summary; onEvent, if
 // set, sees each state change as it happens. Errors are the reader's
 // (*capfile.Error, naming the file and packet) or a direction error naming
 // the flag to give; the summary holds what was replayed before the error.
@@ -117,17 +119,22 @@ func Run(r *capfile.Reader, o Options, onEvent func(Event)) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
+	counter, err := synwatch.NewCounter(o.Ports, o.Detect.TopN, 1, o.Detect)
+	if err != nil {
+		return Summary{}, err
+	}
 	s := &run{
 		o:       o,
 		det:     det,
-		counter: synwatch.NewCounter(o.Ports, o.Detect.TopN, 1),
+		counter: counter,
 		state:   map[string]detect.State{},
 		sum:     Summary{File: r.Name(), Flooded: []string{}, Verdicts: []Event{}},
 		onEvent: onEvent,
+		history: time.Duration(detect.AccountOptions(o.Detect).Ticks) * o.Detect.Tick,
 	}
 	err = s.read(r)
 	if err == nil && s.sum.Packets > 0 {
-		s.close(s.winEnd)
+		s.finish()
 	}
 	if err == nil && s.sum.Packets > 0 && s.sum.NoDirection == s.sum.Packets {
 		err = &capfile.Error{File: r.Name(), Packet: 0, Msg: fmt.Sprintf(
@@ -146,13 +153,15 @@ type run struct {
 	o       Options
 	det     *detect.Detector
 	counter *synwatch.Counter
-	state   map[string]detect.State
+	state   map[string]detect.State // keys and NodeKey not clean
 	sum     Summary
 	onEvent func(Event)
+	history time.Duration // what the per-key accounting remembers
 
-	first, winEnd      time.Time
-	txBytes, txPackets uint64
-	pkt                packet.Packet
+	first, last                 time.Time
+	nextTick, winEnd, lastClose time.Time
+	txBytes, txPackets          uint64
+	pkt                         packet.Packet
 }
 
 func (s *run) read(r *capfile.Reader) error {
@@ -166,9 +175,11 @@ func (s *run) read(r *capfile.Reader) error {
 			return err
 		}
 		if s.sum.Packets == 0 {
-			s.first, s.winEnd = rec.Time, rec.Time.Add(s.o.Interval)
+			s.first, s.lastClose = rec.Time, rec.Time
+			s.nextTick, s.winEnd = rec.Time.Add(s.o.Detect.Tick), rec.Time.Add(s.o.Interval)
 		}
 		s.sum.Packets++
+		s.last = rec.Time
 		s.sum.Duration = rec.Time.Sub(s.first)
 		s.advance(rec.Time)
 		if err := packet.Decode(rec.Link, rec.Data, &s.pkt); err != nil && s.pkt.IPVersion != 0 {
@@ -184,17 +195,22 @@ func (s *run) read(r *capfile.Reader) error {
 			s.sum.NoDirection++
 			continue
 		}
+		every := max(rec.SampleEvery, 1)
+		s.sum.Weighted += uint64(every)
 		if out {
 			s.sum.Outgoing++
-			s.txPackets++
-			s.txBytes += uint64(rec.Length)
+			if rec.Port == "" {
+				s.txPackets += uint64(every)
+				s.txBytes += uint64(every) * uint64(rec.Length)
+			}
 		}
-		s.counter.Add(&s.pkt, out, 1)
+		s.counter.Add(&s.pkt, out, rec.Port, every, rec.Filtered)
 	}
 }
 
-// direction returns whether the packet was sent by the node, and whether
-// that is known at all.
+// direction returns whether the packet was sent by the node or one of its
+// VMs, and whether that is known at all. A frame on a VM's bridge port
+// (Record.Port) was sent by the VM when the port received it.
 func (s *run) direction(rec *capfile.Record) (out, known bool) {
 	switch s.o.Direction {
 	case Out:
@@ -206,11 +222,11 @@ func (s *run) direction(rec *capfile.Record) (out, known bool) {
 	if d == packet.DirUnknown {
 		d = s.pkt.Direction
 	}
-	switch d {
-	case packet.DirOut:
-		return true, true
-	case packet.DirIn:
-		return false, true
+	switch {
+	case d == packet.DirOut:
+		return rec.Port == "", true
+	case d == packet.DirIn:
+		return rec.Port != "", true
 	}
 	if s.pkt.IPVersion == 0 {
 		return false, len(s.o.Local) > 0 // not IP: nothing to count either way
@@ -228,68 +244,113 @@ func (s *run) direction(rec *capfile.Record) (out, known bool) {
 	return false, false
 }
 
-// advance closes every interval that ends at or before t.
+// advance runs every tick and closes every interval that ends at or before
+// t, ticks first when both fall at once.
 func (s *run) advance(t time.Time) {
 	idle := 0
-	for !t.Before(s.winEnd) {
-		s.close(s.winEnd)
-		s.winEnd = s.winEnd.Add(s.o.Interval)
-		if idle++; idle == maxIdleIntervals {
-			// Skip the rest of the gap: the state stopped changing long ago.
-			n := t.Sub(s.winEnd) / s.o.Interval
-			s.winEnd = s.winEnd.Add(n * s.o.Interval)
-			for !t.Before(s.winEnd) {
-				s.winEnd = s.winEnd.Add(s.o.Interval)
-			}
+	for {
+		if s.nextTick.After(t) && s.winEnd.After(t) {
+			return
+		}
+		if !s.nextTick.After(s.winEnd) {
+			s.tick(s.nextTick)
+			s.nextTick = s.nextTick.Add(s.o.Detect.Tick)
+		} else {
+			s.close(s.winEnd)
+			s.winEnd = s.winEnd.Add(s.o.Interval)
+		}
+		if idle++; idle == maxIdleSteps {
+			// Skip the rest of the gap: the state stopped changing long
+			// ago. Both clocks keep their phase.
+			s.nextTick = skip(s.nextTick, t, s.o.Detect.Tick)
+			s.winEnd = skip(s.winEnd, t, s.o.Interval)
+			s.lastClose = s.winEnd.Add(-s.o.Interval)
 		}
 	}
 }
 
-// close judges the interval that ends at end. A capture's last interval is
-// judged whole: per-second thresholds see only what the capture holds, as
-// if nothing more came before the interval's end.
+// skip returns the first time after t that is from plus whole steps.
+func skip(from, t time.Time, step time.Duration) time.Time {
+	if from.After(t) {
+		return from
+	}
+	n := t.Sub(from)/step + 1
+	return from.Add(n * step)
+}
+
+// finish judges what the capture's last packets left: the per-key history
+// runs on as if nothing followed them (so the last SYNs get their RTT
+// allowance and window), and the interval holding the last packet is
+// judged whole.
+func (s *run) finish() {
+	s.advance(s.last.Add(s.history))
+	if !s.lastClose.After(s.last) {
+		s.close(s.winEnd)
+	}
+}
+
+// tick judges every key at now and reports the keys whose state changed;
+// a key turning flood closes the interval at once, as the live capture
+// wakes the agent.
+func (s *run) tick(now time.Time) {
+	s.sum.Ticks++
+	keys := s.counter.Tick(now, detect.Inventory{})
+	seen := make(map[string]bool, len(keys))
+	flood := false
+	for i := range keys {
+		k := &keys[i]
+		seen[k.Key] = true
+		if s.state[k.Key] == k.State {
+			continue
+		}
+		flood = flood || k.State == detect.StateFlood
+		s.state[k.Key] = k.State
+		sig, rates := k.Signature, k.Rates
+		s.emit(now, Event{Key: k.Key, State: k.State, Reasons: k.Reasons, Signature: &sig, Rates: &rates})
+	}
+	for key, st := range s.state {
+		if key == NodeKey || seen[key] || st == detect.StateClean {
+			continue
+		}
+		delete(s.state, key)
+		s.emit(now, Event{Key: key, State: detect.StateClean})
+	}
+	if flood && now.After(s.lastClose) && now.Before(s.winEnd) {
+		s.close(now)
+	}
+}
+
+// close judges the node over the interval from the previous close to end.
+// A capture's last interval is judged whole: per-second thresholds see only
+// what the capture holds, as if nothing more came before the interval's end.
 func (s *run) close(end time.Time) {
+	interval := end.Sub(s.lastClose)
+	s.lastClose = end
 	c := s.counter.Collect()
-	sample := detect.Sample{Interface: NodeKey, At: end, Interval: s.o.Interval,
+	sample := detect.Sample{Interface: NodeKey, At: end, Interval: interval,
 		TxBytes: s.txBytes, TxPackets: s.txPackets, Counts: c}
 	s.txBytes, s.txPackets = 0, 0
 	s.sum.Intervals++
 	v := s.det.Observe(sample)
-	if prev, ok := s.state[v.Interface]; (ok && prev == v.State) || (!ok && v.State == detect.StateClean) {
+	if prev, ok := s.state[NodeKey]; (ok && prev == v.State) || (!ok && v.State == detect.StateClean) {
 		return
 	}
-	s.state[v.Interface] = v.State
-	off := end.Sub(s.first)
-	e := Event{File: s.sum.File, Offset: off, OffsetSec: off.Seconds(), Key: v.Interface, State: v.State, Reasons: v.Reasons, Evidence: v.Evidence}
-	if v.State != detect.StateClean {
-		e.Signature = signature(v.Evidence)
-	}
-	if v.State == detect.StateFlood && !slices.Contains(s.sum.Flooded, v.Interface) {
+	s.state[NodeKey] = v.State
+	ev := v.Evidence
+	s.emit(end, Event{Key: NodeKey, State: v.State, Reasons: v.Reasons, Signature: v.Signature, Evidence: &ev})
+}
+
+func (s *run) emit(at time.Time, e Event) {
+	off := at.Sub(s.first)
+	e.File, e.Offset, e.OffsetSec = s.sum.File, off, off.Seconds()
+	if e.State == detect.StateFlood && !slices.Contains(s.sum.Flooded, e.Key) {
 		if len(s.sum.Flooded) == 0 {
 			s.sum.FirstVerdict = off
 		}
-		s.sum.Flooded = append(s.sum.Flooded, v.Interface)
+		s.sum.Flooded = append(s.sum.Flooded, e.Key)
 	}
 	s.sum.Verdicts = append(s.sum.Verdicts, e)
 	if s.onEvent != nil {
 		s.onEvent(e)
 	}
-}
-
-// signature reads what floods from a verdict's evidence.
-func signature(ev detect.Evidence) *Signature {
-	sig := &Signature{AvgPacketBytes: ev.AvgPacketBytes}
-	if ev.SynOutPps > 0 {
-		sig.Protocols = append(sig.Protocols, "tcp")
-	}
-	if ev.UDPOutPps > 0 {
-		sig.Protocols = append(sig.Protocols, "udp")
-	}
-	for _, p := range ev.TopDstPorts {
-		sig.DstPorts = append(sig.DstPorts, p.Port)
-	}
-	for _, src := range ev.TopSources {
-		sig.Sources = append(sig.Sources, src.Addr)
-	}
-	return sig
 }

@@ -1,48 +1,105 @@
 package synwatch
 
 import (
+	"net/netip"
+	"slices"
+	"time"
+
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/detect/account"
 	"github.com/egressguard/egressguard/detect/packet"
 )
 
 // Counter is the accounting the live capture and `egressguard replay`
-// share: it classifies decoded packets and accumulates one window's counts,
-// each packet weighted by the 1-in-N sampling it was captured under. It is
-// not safe for concurrent use.
+// share: it classifies decoded packets, accumulates one interval's
+// interface Counts, feeds the per-key accounting (detect/account) and
+// judges every key with detect.KeyDetector at each Tick. Each packet is
+// weighted by the 1-in-N sampling it was captured under. It is not safe
+// for concurrent use.
 type Counter struct {
 	dec  *decoder
 	win  *window
 	topN int
+	acc  *account.Accounting
+	det  *detect.KeyDetector
+	keys []detect.KeyVerdict // the latest judgement: keys not clean
+	// spoofed, if set, says whether a VM port emitting src to dst breaks
+	// what the port owns (the live capture's inventory).
+	spoofed func(port string, src, dst netip.Addr) bool
 }
 
-// NewCounter returns a Counter that counts UDP to or from ports and keeps
-// topN destination ports and sources; seed drives its sample reservoir.
-func NewCounter(ports []uint16, topN int, seed uint64) *Counter {
+// NewCounter returns a Counter that counts UDP to or from ports on the
+// interface, keeps topN destination ports and sources, and judges keys
+// with cfg; seed drives its sample reservoir. Errors are cfg's validation
+// errors.
+func NewCounter(ports []uint16, topN int, seed uint64, cfg detect.Config) (*Counter, error) {
 	if len(ports) == 0 {
 		ports = DefaultPorts
 	}
 	if topN <= 0 {
 		topN = DefaultTopN
 	}
-	return &Counter{dec: newDecoder(ports), win: newWindow(seed), topN: topN}
+	det, err := detect.NewKeyDetector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := account.New(detect.AccountOptions(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Counter{dec: newDecoder(ports), win: newWindow(seed), topN: topN, acc: acc, det: det}, nil
 }
 
-// Add counts p, a packet decoded by packet.Decode, weight times as sent by
-// this host (outgoing) or received; it reports whether p counted (a SYN
-// out, a SYN-ACK in, a RST or close out, UDP on the counted ports).
-func (c *Counter) Add(p *packet.Packet, outgoing bool, weight uint32) bool {
+// Add counts p, a packet decoded by packet.Decode, as sent by this host or
+// one of its VMs (outgoing) or received. port is the VM bridge port the
+// frame was seen on ("" for the uplink). every is the 1-in-N sampling it
+// was taken under; filtered says it passed the capture's kernel filter, so
+// that TCP segments without SYN, FIN or RST and IP other than TCP, UDP and
+// ICMP stand for DataEvery times as many (FilterSpec). Add reports whether
+// p was an IP packet the accounting counted.
+func (c *Counter) Add(p *packet.Packet, outgoing bool, port string, every uint32, filtered bool) bool {
 	o, ok := c.dec.classify(p, outgoing)
-	if !ok || o.kind == kindNone {
+	if !ok {
 		return false
 	}
-	c.win.add(o, uint64(weight))
+	c.count(o, port, every, filtered)
 	return true
 }
 
-// Collect returns the counts since the previous Collect and starts a new
-// window.
+// count is Add after classification: the one place a packet reaches the
+// interface window and the per-key accounting.
+func (c *Counter) count(o observation, port string, every uint32, filtered bool) {
+	w := uint64(every)
+	if filtered && o.dataRate {
+		w *= DataEvery
+	}
+	if port == "" {
+		c.win.add(o, w)
+	} else {
+		o.Port = port
+		o.Spoofed = o.Out && c.spoofed != nil && c.spoofed(port, o.Src, o.Dst)
+	}
+	c.acc.Add(o.Packet, w)
+}
+
+// Tick closes one detect.tick of the per-key accounting at now and judges
+// every key; it returns the keys that are not clean, floods first (also
+// kept for Keys and Collect).
+func (c *Counter) Tick(now time.Time, inv detect.Inventory) []detect.KeyVerdict {
+	c.acc.Tick()
+	c.keys = c.det.Judge(now, c.acc, inv)
+	return c.keys
+}
+
+// Keys returns the latest judgement: the keys that are not clean, floods
+// first.
+func (c *Counter) Keys() []detect.KeyVerdict { return slices.Clone(c.keys) }
+
+// Collect returns the interface counts since the previous Collect, with
+// the latest per-key judgement, and starts a new window.
 func (c *Counter) Collect() detect.Counts {
 	counts := c.win.counts(c.topN)
 	c.win.reset()
+	counts.Keys = slices.Clone(c.keys)
 	return counts
 }

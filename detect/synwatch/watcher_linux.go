@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/egressguard/egressguard/detect"
-	"github.com/egressguard/egressguard/detect/account"
 	"github.com/egressguard/egressguard/detect/attrib"
 )
 
@@ -109,10 +108,7 @@ type Watcher struct {
 	recent      []Packet // circular, preallocated Data
 	recentNext  int
 	recentLen   int
-	acc         *account.Accounting
-	keyDet      *detect.KeyDetector
 	inv         inventory
-	keys        []detect.KeyVerdict // the latest judgement: keys not clean
 	keyStates   map[string]detect.State
 }
 
@@ -157,25 +153,20 @@ func Open(o Options) (*Watcher, error) {
 	if o.LibvirtDir == "" {
 		o.LibvirtDir = attrib.LibvirtQemuDir
 	}
-	keyDet, err := detect.NewKeyDetector(o.Detect)
-	if err != nil {
-		return nil, err
-	}
-	acc, err := account.New(detect.AccountOptions(o.Detect))
+	counter, err := NewCounter(o.Ports, o.TopN, rand.Uint64(), o.Detect)
 	if err != nil {
 		return nil, err
 	}
 	w := &Watcher{
 		opts:      o,
 		log:       o.Logger.With("interface", o.Interface),
-		counter:   NewCounter(o.Ports, o.TopN, rand.Uint64()),
+		counter:   counter,
 		every:     1,
 		spec:      FilterSpec{SampleEvery: 1},
 		recent:    make([]Packet, o.Recent),
-		acc:       acc,
-		keyDet:    keyDet,
 		keyStates: map[string]detect.State{},
 	}
+	counter.spoofed = func(port string, src, dst netip.Addr) bool { return w.inv.spoofed(port, src, dst) }
 	r, err := inNetNS(o.NetNS, func() (*ring, error) {
 		ifc, err := net.InterfaceByName(o.Interface)
 		if err != nil {
@@ -296,9 +287,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 // logs the keys that enter or leave a flood or start spoofing.
 func (w *Watcher) tick(now time.Time) {
 	w.mu.Lock()
-	w.acc.Tick()
-	keys := w.keyDet.Judge(now, w.acc, w.inv.detect)
-	w.keys = keys
+	keys := w.counter.Tick(now, w.inv.detect)
 	w.mu.Unlock()
 	seen := make(map[string]bool, len(keys))
 	flood := false
@@ -379,17 +368,7 @@ func (w *Watcher) handleFrame(f frame) {
 		return
 	}
 	weight := w.weightAt(int64(f.sec)*1e9 + int64(f.nsec))
-	aw := uint64(weight)
-	if o.dataRate {
-		aw *= DataEvery
-	}
-	if port == "" {
-		w.counter.win.add(o, uint64(weight))
-	} else {
-		o.Port = port
-		o.Spoofed = out && w.inv.spoofed(port, o.Src, o.Dst)
-	}
-	w.acc.Add(o.Packet, aw)
+	w.counter.count(o, port, weight, true)
 	w.stats.Sampled++
 	w.tickSampled++
 	p := &w.recent[w.recentNext]
@@ -465,9 +444,7 @@ func (w *Watcher) Collect() detect.Counts {
 	w.counter.win.kernelDropped += dropped
 	w.stats.Passed += passed
 	w.stats.Dropped += dropped
-	c := w.counter.Collect()
-	c.Keys = slices.Clone(w.keys)
-	return c
+	return w.counter.Collect()
 }
 
 // Keys returns the latest per-key judgement: the keys that are not clean,
@@ -475,7 +452,7 @@ func (w *Watcher) Collect() detect.Counts {
 func (w *Watcher) Keys() []detect.KeyVerdict {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Clone(w.keys)
+	return w.counter.Keys()
 }
 
 // Recent returns copies of the last sampled packets, oldest first.
