@@ -29,6 +29,21 @@ const MaxFrame = 262144
 // captures we test on); such packets are read as if at the latest time.
 const ReorderTolerance = 10 * time.Millisecond
 
+// What an egressguard evidence bundle's pcapng says beyond the standard
+// fields, so that replay weighs its packets as the live capture did: each
+// packet's opt_comment "sample_every=N" (it stands for N packets), and each
+// interface's if_description, DescribeUplink or DescribeBridgePort,
+// followed by " "+DescribeFiltered when its packets passed the capture's
+// kernel filter.
+const (
+	SampleEveryComment = "sample_every="
+	DescribeUplink     = "egressguard uplink"
+	DescribeBridgePort = "egressguard bridge-port"
+	DescribeFiltered   = "filtered"
+	// MaxSampleEvery bounds the divisor a comment may give.
+	MaxSampleEvery = 1 << 20
+)
+
 // Record is one packet of a capture file.
 type Record struct {
 	Number    int // 1-based position in the file
@@ -169,7 +184,7 @@ func (r *Reader) Next(rec *Record) error {
 			return r.guardErr(e, "")
 		}
 		data, rec.Time, rec.Length = d, c.Timestamp, c.Length
-		rec.Link, rec.Direction = r.guard.take()
+		r.guard.take(rec)
 	}
 	r.n = num
 	rec.Data = data

@@ -3,6 +3,8 @@ package capfile
 import (
 	"encoding/binary"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/egressguard/egressguard/detect/packet"
 )
@@ -16,6 +18,9 @@ const (
 	blockEnhanced   = 6
 	maxBlock        = MaxFrame + 1<<16 // a packet and generous options
 	optEnd          = 0
+	optComment      = 1
+	optIfName       = 2
+	optIfDescr      = 3
 	optIfTsresol    = 9
 	optIfTsoffset   = 14
 	optEpbFlags     = 2
@@ -54,13 +59,17 @@ type byteOrder interface {
 
 // queued is what the guard learnt of a packet block pcapgo has yet to return.
 type queued struct {
-	link packet.LinkType
-	dir  packet.Direction
+	link  packet.LinkType
+	dir   packet.Direction
+	every uint32
+	iface int
 }
 
 type ngIface struct {
-	link    packet.LinkType
-	snaplen uint32
+	link     packet.LinkType
+	snaplen  uint32
+	port     string // if_name, when if_description says a bridge port
+	filtered bool
 }
 
 func (g *ngGuard) Read(p []byte) (int, error) {
@@ -172,8 +181,13 @@ func (g *ngGuard) iface(body []byte) error {
 	out := make([]byte, 8, 8+12+16+4)
 	g.order.PutUint16(out, uint16(link))
 	g.order.PutUint32(out[4:], snap)
+	var name, descr string
 	err := g.options(body[8:], func(code uint16, v []byte) error {
 		switch code {
+		case optIfName:
+			name = string(v)
+		case optIfDescr:
+			descr = string(v)
 		case optIfTsresol:
 			if len(v) != 1 {
 				return g.fail("interface %d: if_tsresol of %d bytes, want 1", len(g.ifaces), len(v))
@@ -195,7 +209,21 @@ func (g *ngGuard) iface(body []byte) error {
 		return err
 	}
 	out = g.appendOption(out, optEnd, nil)
-	g.ifaces = append(g.ifaces, ngIface{link: link, snaplen: snap})
+	f := ngIface{link: link, snaplen: snap}
+	if role, rest, ok := strings.Cut(descr, " "+DescribeFiltered); ok && rest == "" {
+		f.filtered, descr = true, role
+	}
+	switch descr {
+	case DescribeBridgePort:
+		f.port = name
+		if name == "" {
+			return g.fail("interface %d: a bridge port without if_name", len(g.ifaces))
+		}
+	case DescribeUplink:
+	default:
+		f.filtered = false // not ours: the words mean nothing
+	}
+	g.ifaces = append(g.ifaces, f)
 	g.emit(blockInterface, out)
 	return nil
 }
@@ -219,7 +247,7 @@ func (g *ngGuard) packetBlock(typ uint32, b, body []byte) error {
 	if caplen > MaxFrame || int64(caplen) > int64(len(body)-20) {
 		return g.fail("captured length %d exceeds the block (%d bytes) or %d", caplen, len(body)-20, MaxFrame)
 	}
-	dir := packet.DirUnknown
+	dir, every := packet.DirUnknown, uint32(0)
 	if typ == blockEnhanced {
 		var opts []byte
 		if at := 20 + (int(caplen)+3)&^3; at < len(body) {
@@ -234,13 +262,20 @@ func (g *ngGuard) packetBlock(typ uint32, b, body []byte) error {
 					dir = packet.DirOut
 				}
 			}
+			if n, ok := strings.CutPrefix(string(v), SampleEveryComment); code == optComment && ok {
+				e, err := strconv.ParseUint(n, 10, 32)
+				if err != nil || e < 1 || e > MaxSampleEvery {
+					return g.fail("comment %q: want %s1 to %d", v, SampleEveryComment, MaxSampleEvery)
+				}
+				every = uint32(e)
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
-	g.accept(b, g.ifaces[id].link, dir)
+	g.accept(b, queued{link: g.ifaces[id].link, dir: dir, every: every, iface: int(id)})
 	return nil
 }
 
@@ -259,29 +294,34 @@ func (g *ngGuard) simple(b, body []byte) error {
 	if int64(caplen) > int64(len(body)-4) {
 		return g.fail("simple packet block: %d bytes of data, block holds %d", caplen, len(body)-4)
 	}
-	g.accept(b, g.ifaces[0].link, packet.DirUnknown)
+	g.accept(b, queued{link: g.ifaces[0].link})
 	return nil
 }
 
-func (g *ngGuard) accept(b []byte, link packet.LinkType, dir packet.Direction) {
+func (g *ngGuard) accept(b []byte, q queued) {
 	g.packets++
 	if g.head > 0 && g.head == len(g.queue) {
 		g.queue, g.head = g.queue[:0], 0
 	}
-	g.queue = append(g.queue, queued{link: link, dir: dir})
+	g.queue = append(g.queue, q)
 	g.out = append(g.out, b...)
 }
 
-// take returns the link type (pcapgo keeps it in a uint8) and direction of
-// the oldest packet block handed on and not yet taken: pcapgo reads ahead,
-// but returns packets in order.
-func (g *ngGuard) take() (packet.LinkType, packet.Direction) {
+// take fills in what pcapgo does not keep of the oldest packet block handed
+// on and not yet taken (pcapgo reads ahead, but returns packets in order):
+// the link type (pcapgo keeps it in a uint8), the direction, the sampling
+// divisor and, on an interface that is a VM bridge port, the port.
+func (g *ngGuard) take(rec *Record) {
 	if g.head >= len(g.queue) {
-		return 0, packet.DirUnknown
+		return
 	}
 	q := g.queue[g.head]
 	g.head++
-	return q.link, q.dir
+	rec.Link, rec.Direction, rec.SampleEvery = q.link, q.dir, q.every
+	if q.iface < len(g.ifaces) {
+		f := g.ifaces[q.iface]
+		rec.Port, rec.Filtered = f.port, f.filtered
+	}
 }
 
 // options walks a block's options (code(2) length(2) value padded to 4),

@@ -14,29 +14,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/attrib"
+	"github.com/egressguard/egressguard/detect/packet"
 )
 
 // File names inside a bundle.
 const (
 	VerdictFile = "verdict.json"
-	PcapFile    = "packets.pcap"
+	PcapFile    = "packets.pcapng"
 )
 
 // timeLayout is fixed-width so that bundle names sort by time.
 const timeLayout = "20060102T150405.000000000Z"
 
-const (
-	pcapFileHeaderLen   = 24
-	pcapRecordHeaderLen = 16
-	pcapSnapLen         = 262144
-	tmpPrefix           = ".tmp-bundle-"
-)
+const tmpPrefix = ".tmp-bundle-"
+
+// minBundleBytes is the smallest byte cap: an empty pcapng header.
+const minBundleBytes = 64
 
 // Packet is one sampled packet.
 type Packet struct {
@@ -45,6 +42,17 @@ type Packet struct {
 	// Length is the packet's length on the wire; 0 means len(Data) (not
 	// truncated by the capture).
 	Length int
+	// Interface is the interface it was captured on; "" means the
+	// verdict's interface.
+	Interface string
+	// BridgePort says Interface is a VM bridge port: what it receives is
+	// the VM's outbound traffic.
+	BridgePort bool
+	// Direction is which way it crossed Interface, where known.
+	Direction packet.Direction
+	// SampleEvery is the 1-in-N sampling it was taken under; 0 = not
+	// recorded.
+	SampleEvery uint32
 }
 
 // Bundle is what one verdict leaves behind.
@@ -55,7 +63,11 @@ type Bundle struct {
 	// LinkType is the link type of Packets' bytes (layers.LinkTypeEthernet
 	// for an AF_PACKET capture on an Ethernet or veth interface).
 	LinkType layers.LinkType
-	Packets  []Packet
+	// Filtered says the packets passed the capture's kernel filter, which
+	// keeps some kinds 1 in synwatch.DataEvery: replay weighs them so.
+	Filtered bool
+	// Packets are in time order; when not all fit, the latest are kept.
+	Packets []Packet
 }
 
 // Record is the content of verdict.json.
@@ -67,8 +79,8 @@ type Record struct {
 	Packets   PacketSummary    `json:"packets"`
 }
 
-// PacketSummary says how many sampled packets made it into packets.pcap and
-// how many the byte cap left out.
+// PacketSummary says how many sampled packets made it into packets.pcapng
+// and how many the byte cap left out (the oldest).
 type PacketSummary struct {
 	LinkType string `json:"link_type"`
 	Written  int    `json:"written"`
@@ -101,8 +113,8 @@ func NewWriter(o Options) (*Writer, error) {
 	switch {
 	case o.Dir == "":
 		return nil, errors.New("evidence: dir is empty: want a directory path")
-	case o.MaxBundleBytes < pcapFileHeaderLen:
-		return nil, fmt.Errorf("evidence: max_bundle_bytes %d: want at least %d", o.MaxBundleBytes, pcapFileHeaderLen)
+	case o.MaxBundleBytes < minBundleBytes:
+		return nil, fmt.Errorf("evidence: max_bundle_bytes %d: want at least %d", o.MaxBundleBytes, minBundleBytes)
 	case o.MaxBundles < 1:
 		return nil, fmt.Errorf("evidence: max_bundles %d: want at least 1", o.MaxBundles)
 	case o.Now == nil:
@@ -128,14 +140,15 @@ func (w *Writer) Write(b Bundle) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("evidence: encode verdict: %w", err)
 	}
-	fit := packetsThatFit(b.Packets, w.o.MaxBundleBytes-int64(len(js))-1)
+	l := layout(b.Verdict.Interface, b.Packets)
+	fit := packetsThatFit(l, b.Filtered, b.Packets, w.o.MaxBundleBytes-int64(len(js))-1)
 	rec.Packets.Written, rec.Packets.Omitted = fit, len(b.Packets)-fit
 
 	tmp, err := os.MkdirTemp(w.o.Dir, tmpPrefix)
 	if err != nil {
 		return "", fmt.Errorf("evidence: create bundle in %s: %w", w.o.Dir, err)
 	}
-	final, err := w.fill(tmp, now, rec, b, fit)
+	final, err := w.fill(tmp, now, rec, b, l, fit)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return "", err
@@ -147,7 +160,7 @@ func (w *Writer) Write(b Bundle) (string, error) {
 }
 
 // fill writes the files into tmp and renames it into place.
-func (w *Writer) fill(tmp string, now time.Time, rec Record, b Bundle, fit int) (string, error) {
+func (w *Writer) fill(tmp string, now time.Time, rec Record, b Bundle, l ngLayout, fit int) (string, error) {
 	js, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("evidence: encode verdict: %w", err)
@@ -160,7 +173,8 @@ func (w *Writer) fill(tmp string, now time.Time, rec Record, b Bundle, fit int) 
 	}
 	if fit > 0 {
 		if err := writeFile(filepath.Join(tmp, PcapFile), func(f *bufio.Writer) error {
-			return writePcap(f, b.LinkType, b.Packets[:fit])
+			from := len(b.Packets) - fit
+			return writePcapng(f, b.LinkType, l, b.Filtered, b.Packets[from:], l.id[from:])
 		}); err != nil {
 			return "", err
 		}
@@ -183,32 +197,6 @@ func (w *Writer) fill(tmp string, now time.Time, rec Record, b Bundle, fit int) 
 			return "", fmt.Errorf("evidence: rename bundle to %s: %w", final, err)
 		}
 	}
-}
-
-// packetsThatFit returns how many leading packets fit in budget bytes of pcap.
-func packetsThatFit(ps []Packet, budget int64) int {
-	size := int64(pcapFileHeaderLen)
-	for i, p := range ps {
-		size += pcapRecordHeaderLen + int64(len(p.Data))
-		if size > budget {
-			return i
-		}
-	}
-	return len(ps)
-}
-
-func writePcap(f *bufio.Writer, lt layers.LinkType, ps []Packet) error {
-	pw := pcapgo.NewWriterNanos(f)
-	if err := pw.WriteFileHeader(pcapSnapLen, lt); err != nil {
-		return err
-	}
-	for _, p := range ps {
-		ci := gopacket.CaptureInfo{Timestamp: p.At, CaptureLength: len(p.Data), Length: max(p.Length, len(p.Data))}
-		if err := pw.WritePacket(ci, p.Data); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // writeFile creates path, lets fill write it, and makes it durable.

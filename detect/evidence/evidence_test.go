@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/detect/attrib"
+	"github.com/egressguard/egressguard/detect/capfile"
+	"github.com/egressguard/egressguard/detect/packet"
 )
 
 // stepClock returns a clock that advances one second per call.
@@ -41,10 +42,16 @@ func testBundle(iface string, packets int) Bundle {
 		Sources:   []attrib.Source{{Addr: netip.MustParseAddr("10.20.0.11"), MAC: "52:54:00:12:34:56", MACFrom: "capture", Bridge: "br0", BridgePort: "vnet3"}},
 		Processes: []attrib.Process{{PID: 4242, Exe: "/usr/local/bin/synflood", ExeDeleted: true, Cmdline: []string{"synflood"}}},
 		LinkType:  layers.LinkTypeEthernet,
+		Filtered:  true,
 	}
 	for i := range packets {
 		data := bytes.Repeat([]byte{byte(i)}, 54+i%7)
-		b.Packets = append(b.Packets, Packet{At: at.Add(time.Duration(i) * time.Millisecond), Data: data, Length: len(data) + 10*(i%2)})
+		p := Packet{At: at.Add(time.Duration(i) * time.Millisecond), Data: data, Length: len(data) + 10*(i%2),
+			Direction: packet.Direction(1 + i%2), SampleEvery: uint32(1) << (i % 5)}
+		if i%3 == 0 {
+			p.Interface, p.BridgePort = "vnet3", true
+		}
+		b.Packets = append(b.Packets, p)
 	}
 	return b
 }
@@ -75,28 +82,29 @@ func readRecord(t *testing.T, dir string) Record {
 
 func readPcap(t *testing.T, dir string) []Packet {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, PcapFile))
+	r, err := capfile.Open(filepath.Join(dir, PcapFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.LinkType() != layers.LinkTypeEthernet {
-		t.Errorf("pcap link type %v, want Ethernet", r.LinkType())
-	}
+	defer r.Close()
 	var out []Packet
+	var rec capfile.Record
 	for {
-		data, ci, err := r.ReadPacketData()
+		err := r.Next(&rec)
 		if err == io.EOF {
 			return out
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, Packet{At: ci.Timestamp, Data: data, Length: ci.Length})
+		if rec.Link != packet.LinkEthernet {
+			t.Errorf("link type %v, want Ethernet", rec.Link)
+		}
+		if !rec.Filtered {
+			t.Errorf("packet %d not marked filtered", rec.Number)
+		}
+		out = append(out, Packet{At: rec.Time, Data: slices.Clone(rec.Data), Length: rec.Length, Interface: rec.Port,
+			BridgePort: rec.Port != "", Direction: rec.Direction, SampleEvery: rec.SampleEvery})
 	}
 }
 
@@ -140,8 +148,9 @@ func TestWriteRoundTrip(t *testing.T) {
 	}
 	for i, p := range got {
 		w := b.Packets[i]
-		if !p.At.Equal(w.At) || !bytes.Equal(p.Data, w.Data) || p.Length != w.Length {
-			t.Errorf("packet %d: got %v len %d, want %v len %d", i, p.At, p.Length, w.At, w.Length)
+		if !p.At.Equal(w.At) || !bytes.Equal(p.Data, w.Data) || p.Length != w.Length || p.Interface != w.Interface ||
+			p.BridgePort != w.BridgePort || p.Direction != w.Direction || p.SampleEvery != w.SampleEvery {
+			t.Errorf("packet %d: got %+v, want %+v", i, p, w)
 		}
 	}
 }
