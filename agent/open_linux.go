@@ -19,6 +19,7 @@ import (
 	"github.com/egressguard/egressguard/detect/attrib"
 	"github.com/egressguard/egressguard/detect/evidence"
 	"github.com/egressguard/egressguard/detect/nicstat"
+	"github.com/egressguard/egressguard/detect/packet"
 	"github.com/egressguard/egressguard/detect/synwatch"
 	"github.com/egressguard/egressguard/internal/netif"
 	"github.com/egressguard/egressguard/shaper"
@@ -151,7 +152,8 @@ func (n nicstatReader) Read(now time.Time) (map[string]TxRates, error) {
 
 // evidenceSink attributes a flood and writes its bundle: the verdict, the
 // sources resolved to MAC and bridge port, the processes holding raw or
-// packet sockets, and the capture's last sampled packets.
+// packet sockets, and the capture's sampled packets over the verdict's
+// window with their direction, port and sampling divisor.
 type evidenceSink struct {
 	w        *evidence.Writer
 	watchers map[string]*synwatch.Watcher
@@ -184,10 +186,16 @@ func (e *evidenceSink) Write(v detect.Verdict, c detect.Counts) (attrib.Attribut
 	var pkts []evidence.Packet
 	if w, ok := e.watchers[v.Interface]; ok {
 		for _, p := range w.Recent() {
-			pkts = append(pkts, evidence.Packet{At: p.Time, Data: p.Data, Length: p.WireLen})
+			dir := packet.DirIn
+			if p.Outgoing {
+				dir = packet.DirOut
+			}
+			pkts = append(pkts, evidence.Packet{At: p.Time, Data: p.Data, Length: p.WireLen, Interface: p.Port,
+				BridgePort: p.Port != "", Direction: dir, SampleEvery: p.SampleEvery})
 		}
 	}
-	dir, err := e.w.Write(evidence.Bundle{Verdict: v, Sources: at.Sources, Processes: at.Processes, LinkType: layers.LinkTypeEthernet, Packets: pkts})
+	dir, err := e.w.Write(evidence.Bundle{Verdict: v, Sources: at.Sources, Processes: at.Processes,
+		LinkType: layers.LinkTypeEthernet, Filtered: true, Packets: pkts})
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -63,10 +63,12 @@ victim). Exit 0; 1 with --fail-on-flood when a flood was found; 2 on bad input.`
 			o := replay.Options{Detect: cfg.DetectorConfig(), Interval: time.Duration(cfg.Detect.Interval),
 				Ports: config.Ports(cfg.Throttle.Ports), Direction: dir, Local: localsParsed, LocalFrom: "--local"}
 			if len(o.Local) == 0 && dir == replay.Auto && len(cfg.Interfaces) > 0 {
-				if o.Local, err = interfaceAddrs(cfg.Interfaces); err != nil {
-					return err
-				}
 				o.LocalFrom = "config interfaces " + strings.Join(cfg.Interfaces, ", ")
+				// A capture that records each packet's direction (an
+				// evidence bundle, a cooked capture) needs no addresses:
+				// an interface missing here is an error only for the
+				// packets that would need it.
+				o.Local, o.LocalErr = interfaceAddrs(cfg.Interfaces)
 			}
 			return replayFiles(g.stdout, files, o, asJSON, failOnFlood)
 		},
@@ -85,7 +87,7 @@ func interfaceAddrs(names []string) ([]netip.Prefix, error) {
 	for _, name := range names {
 		ifc, err := net.InterfaceByName(name)
 		if err != nil {
-			return nil, badInput("interfaces: %s: %v (give --local CIDR instead)", name, err)
+			return nil, fmt.Errorf("config interfaces: %s: %v", name, err)
 		}
 		addrs, err := ifc.Addrs()
 		if err != nil {

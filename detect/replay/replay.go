@@ -65,6 +65,10 @@ type Options struct {
 	// LocalFrom names where Local came from, for the error when no packet
 	// matches it ("--local", "config interfaces eth0").
 	LocalFrom string
+	// LocalErr says why Local is empty when it could not be found (a
+	// configured interface missing here); it is reported only if a packet
+	// needs it.
+	LocalErr error
 }
 
 // Event is a change of a key's state: a key of the per-key rule ("source
@@ -188,9 +192,13 @@ func (s *run) read(r *capfile.Reader) error {
 		out, known := s.direction(&rec)
 		if !known {
 			if s.o.Direction == Auto && len(s.o.Local) == 0 {
+				from := ""
+				if s.o.LocalErr != nil {
+					from = " (" + s.o.LocalErr.Error() + ")"
+				}
 				return &capfile.Error{File: r.Name(), Packet: rec.Number, Msg: fmt.Sprintf(
-					"%v recorded (link type %s): give --local CIDR (the node's and its VMs' addresses) or --direction out",
-					ErrNoDirection, rec.Link)}
+					"%v recorded (link type %s)%s: give --local CIDR (the node's and its VMs' addresses) or --direction out",
+					ErrNoDirection, rec.Link, from)}
 			}
 			s.sum.NoDirection++
 			continue

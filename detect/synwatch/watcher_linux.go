@@ -24,7 +24,9 @@ import (
 const (
 	DefaultMaxSampleRate = 8192
 	DefaultTopN          = 10
-	DefaultRecent        = 64
+	// DefaultRecent bounds the sampled packets kept for evidence: two
+	// seconds at DefaultMaxSampleRate, each at most Snaplen bytes.
+	DefaultRecent = 2 * DefaultMaxSampleRate
 )
 
 // maxSampleEvery bounds the sampling divisor (≈ 1 Gpps offered at the default rate).
@@ -50,7 +52,7 @@ type Options struct {
 	Ports         []uint16         // UDP ports counted as UDPOut/UDPIn; empty = DefaultPorts
 	MaxSampleRate int              // sampled packets per second user space handles at most; 0 = DefaultMaxSampleRate
 	TopN          int              // entries in Counts.DstPorts and Counts.Sources; 0 = DefaultTopN
-	Recent        int              // sampled packets kept for Recent; 0 = DefaultRecent
+	Recent        int              // sampled packets kept for Recent at most; 0 = DefaultRecent
 	Logger        *slog.Logger     // nil = slog.Default()
 	Clock         func() time.Time // nil = time.Now
 	// BridgePorts also captures every VM bridge port of the namespace (one
@@ -74,7 +76,8 @@ type Options struct {
 type Packet struct {
 	Time        time.Time
 	WireLen     int    // length on the wire
-	Outgoing    bool   // sent by this host (sll_pkttype PACKET_OUTGOING)
+	Outgoing    bool   // sent out of the interface it was captured on (sll_pkttype PACKET_OUTGOING)
+	Port        string // the VM bridge port it was captured on; "" = the watched interface
 	SampleEvery uint32 // 1-in-N sampling rate it was captured under
 	Data        []byte // frame from the Ethernet header on
 }
@@ -105,7 +108,7 @@ type Watcher struct {
 	swaps       []swap
 	stats       Stats
 	tickSampled uint64
-	recent      []Packet // circular, preallocated Data
+	recent      []Packet // circular; Data grows to each slot's largest frame
 	recentNext  int
 	recentLen   int
 	inv         inventory
@@ -203,9 +206,6 @@ func Open(o Options) (*Watcher, error) {
 		return nil, err
 	}
 	w.ring = r
-	for i := range w.recent {
-		w.recent[i].Data = make([]byte, 0, Snaplen)
-	}
 	w.onFrame = w.handleFrame
 	return w, nil
 }
@@ -373,7 +373,7 @@ func (w *Watcher) handleFrame(f frame) {
 	w.tickSampled++
 	p := &w.recent[w.recentNext]
 	p.Time = time.Unix(int64(f.sec), int64(f.nsec))
-	p.WireLen, p.Outgoing, p.SampleEvery = int(f.wireLen), f.outgoing, weight
+	p.WireLen, p.Outgoing, p.Port, p.SampleEvery = int(f.wireLen), f.outgoing, port, weight
 	p.Data = append(p.Data[:0], f.data...)
 	w.recentNext = (w.recentNext + 1) % len(w.recent)
 	w.recentLen = min(w.recentLen+1, len(w.recent))
@@ -455,13 +455,30 @@ func (w *Watcher) Keys() []detect.KeyVerdict {
 	return w.counter.Keys()
 }
 
-// Recent returns copies of the last sampled packets, oldest first.
+// EvidenceSpan is how far back Recent reaches: twice the per-key history
+// (window, RTT allowance and the ticks a key needs to flood), so that a
+// replay of the packets first fills the window as the live capture had it
+// and then judges the ticks that made the verdict.
+func EvidenceSpan(cfg detect.Config) time.Duration {
+	return 2 * time.Duration(detect.AccountOptions(cfg).Ticks) * cfg.Tick
+}
+
+// Recent returns copies of the sampled packets of the last EvidenceSpan
+// (at most Options.Recent of them), oldest first, each with the port it
+// was captured on and its sampling divisor.
 func (w *Watcher) Recent() []Packet {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]Packet, 0, w.recentLen)
 	start := (w.recentNext - w.recentLen + len(w.recent)) % len(w.recent)
-	for i := range w.recentLen {
+	n := w.recentLen
+	if n > 0 {
+		from := w.recent[(start+n-1)%len(w.recent)].Time.Add(-EvidenceSpan(w.opts.Detect))
+		for n > 0 && w.recent[start].Time.Before(from) {
+			start, n = (start+1)%len(w.recent), n-1
+		}
+	}
+	out := make([]Packet, 0, n)
+	for i := range n {
 		p := w.recent[(start+i)%len(w.recent)]
 		p.Data = append([]byte(nil), p.Data...)
 		out = append(out, p)
