@@ -190,8 +190,14 @@ func TestWriteByteCap(t *testing.T) {
 				t.Fatalf("pcap present %v, want %v", hasPcap, tt.wantPcap)
 			}
 			if tt.wantPcap {
-				if n := len(readPcap(t, path)); n != rec.Packets.Written {
+				got := readPcap(t, path)
+				if n := len(got); n != rec.Packets.Written {
 					t.Errorf("pcap holds %d packets, record says %d", n, rec.Packets.Written)
+				}
+				// The packets nearest the verdict are the ones kept.
+				all := testBundle("eth0", tt.packets).Packets
+				if len(got) > 0 && !got[0].At.Equal(all[len(all)-len(got)].At) {
+					t.Errorf("first packet kept at %s, want %s (the latest %d)", got[0].At, all[len(all)-len(got)].At, len(got))
 				}
 				if size := dirSize(t, path); size > tt.maxBytes {
 					t.Errorf("bundle is %d bytes, cap %d", size, tt.maxBytes)
