@@ -164,6 +164,14 @@ func TestReplayDirectionFromConfigInterfaces(t *testing.T) {
 	if code != exitInput || !strings.Contains(stderr, want) {
 		t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
 	}
+	// A configured interface missing here matters only to a capture that
+	// records no direction; the error says which and what to give.
+	missing := writeConfig(t, "interfaces: [nosuch0]\n")
+	code, _, stderr = runCLI(t, "--config", missing, "replay", flood)
+	want = "no direction recorded (link type ethernet) (config interfaces: nosuch0: "
+	if code != exitInput || !strings.Contains(stderr, want) || !strings.Contains(stderr, "give --local CIDR") {
+		t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
 	// A flood from 127.0.0.1 is lo's own egress.
 	code, out, stderr := runCLI(t, "--config", cfg, "replay", synFloodFrom(t, [4]byte{127, 0, 0, 1}, 3, 3000))
 	if code != exitOK || !strings.Contains(out, "flooded: interface, source 127.0.0.1, node") {

@@ -205,14 +205,18 @@ func (s *run) read(r *capfile.Reader) error {
 		}
 		every := max(rec.SampleEvery, 1)
 		s.sum.Weighted += uint64(every)
+		w := s.counter.Add(&s.pkt, out, rec.Port, every, rec.Filtered)
+		if w == 0 {
+			w = uint64(every) // not IP: it was sent all the same
+		}
 		if out {
 			s.sum.Outgoing++
+			// What the uplink transmitted, as its counters would say.
 			if rec.Port == "" {
-				s.txPackets += uint64(every)
-				s.txBytes += uint64(every) * uint64(rec.Length)
+				s.txPackets += w
+				s.txBytes += w * uint64(rec.Length)
 			}
 		}
-		s.counter.Add(&s.pkt, out, rec.Port, every, rec.Filtered)
 	}
 }
 

@@ -55,20 +55,20 @@ func NewCounter(ports []uint16, topN int, seed uint64, cfg detect.Config) (*Coun
 // frame was seen on ("" for the uplink). every is the 1-in-N sampling it
 // was taken under; filtered says it passed the capture's kernel filter, so
 // that TCP segments without SYN, FIN or RST and IP other than TCP, UDP and
-// ICMP stand for DataEvery times as many (FilterSpec). Add reports whether
-// p was an IP packet the accounting counted.
-func (c *Counter) Add(p *packet.Packet, outgoing bool, port string, every uint32, filtered bool) bool {
+// ICMP stand for DataEvery times as many (FilterSpec). Add returns the
+// weight p was counted with, 0 when it is no IP packet the accounting
+// counts.
+func (c *Counter) Add(p *packet.Packet, outgoing bool, port string, every uint32, filtered bool) uint64 {
 	o, ok := c.dec.classify(p, outgoing)
 	if !ok {
-		return false
+		return 0
 	}
-	c.count(o, port, every, filtered)
-	return true
+	return c.count(o, port, every, filtered)
 }
 
 // count is Add after classification: the one place a packet reaches the
 // interface window and the per-key accounting.
-func (c *Counter) count(o observation, port string, every uint32, filtered bool) {
+func (c *Counter) count(o observation, port string, every uint32, filtered bool) uint64 {
 	w := uint64(every)
 	if filtered && o.dataRate {
 		w *= DataEvery
@@ -80,6 +80,7 @@ func (c *Counter) count(o observation, port string, every uint32, filtered bool)
 		o.Spoofed = o.Out && c.spoofed != nil && c.spoofed(port, o.Src, o.Dst)
 	}
 	c.acc.Add(o.Packet, w)
+	return w
 }
 
 // Tick closes one detect.tick of the per-key accounting at now and judges
