@@ -174,13 +174,27 @@ func (a *Agent) spec(iface string, scope shaper.Scope, sources []netip.Prefix, p
 		s.Rate = rate
 	}
 	if len(ports) != 0 {
-		s.Ports = ports
+		s.Ports = shaper.Ports(ports...)
 	}
-	if scope != shaper.ScopeNode {
-		s.Sources = sources
+	if scope == shaper.ScopeSource && len(sources) > 0 {
+		s.Scope, s.Sources = shaper.ScopeSource, sources
 	}
-	if s.LinkRate == 0 {
-		s.LinkRate, _ = shaper.LinkSpeed(iface)
+	resolvers, err := shaper.ReadResolvers(shaper.ResolvConf)
+	if err != nil {
+		a.log.Warn("DNS resolvers not whitelisted", "err", err)
 	}
+	s.Resolvers = resolvers
 	return s
+}
+
+// singlePorts lists every port of the ranges a record holds, for the
+// policy, which counts ports one by one.
+func singlePorts(rs []shaper.PortRange) []uint16 {
+	var out []uint16
+	for _, r := range rs {
+		for p := uint32(r.First); p <= uint32(r.Last); p++ {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
 }

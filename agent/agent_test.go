@@ -37,28 +37,24 @@ type fakeKernel struct {
 	removes        int
 	lastSources    []netip.Prefix
 	lastRate       uint64
-	foreign        string // an operator's root qdisc, when not ours
+	foreign        string // an operator's root qdisc; the layout leaves it alone
 	applyErr       error  // what Apply fails with, when set
 	iface          string // the one interface Roots reports; default up0
 	onRemove       func() // runs after the kernel changed
 }
 
-func (k *fakeKernel) Apply(ctx context.Context, p shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error) {
+func (k *fakeKernel) Apply(ctx context.Context, p shaper.Plan, _ shaper.ApplyOptions) (shaper.ApplyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return shaper.ApplyResult{}, err // as the shaper does
 	}
 	if k.applyErr != nil {
 		return shaper.ApplyResult{}, k.applyErr
 	}
-	if !k.installed && k.foreign != "" && !o.Force {
-		return shaper.ApplyResult{}, shaper.ErrForeignRoot
-	}
 	k.applies++
 	k.lastSources, k.lastRate = p.Spec.Sources, p.Spec.Rate
-	k.foreign = ""
 	replaced := !k.installed
 	k.installed = true
-	return shaper.ApplyResult{Replaced: replaced, Changed: true, Previous: shaper.Previous{Kind: "noqueue"}}, nil
+	return shaper.ApplyResult{Installed: replaced, Changed: true}, nil
 }
 
 func (k *fakeKernel) Remove(context.Context, string, shaper.Previous) error {
@@ -83,10 +79,7 @@ func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error)
 }
 
 func (k *fakeKernel) rootKind() string {
-	switch {
-	case k.installed:
-		return "htb"
-	case k.foreign != "":
+	if k.foreign != "" {
 		return k.foreign
 	}
 	return "noqueue"

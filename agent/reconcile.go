@@ -8,7 +8,6 @@ import (
 
 	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/agent/policy"
-	"github.com/egressguard/egressguard/shaper"
 )
 
 // Reconcile makes the kernel match the state file at start: an unreadable
@@ -38,13 +37,13 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
+		spec := a.spec(m.Interface, m.Scope, m.Sources, singlePorts(m.Ports), m.RateBps)
 		if _, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", m.Interface, err))
 			continue
 		}
 		adopt = append(adopt, policy.Mitigation{
-			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: m.Ports, RateBps: m.RateBps,
+			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: singlePorts(m.Ports), RateBps: m.RateBps,
 			Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
 		})
 	}
@@ -62,11 +61,6 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			if err := a.ctl.Unthrottle(ctx, name); err != nil {
 				errs = append(errs, err)
 			}
-		}
-	}
-	for _, name := range a.deps.Interfaces {
-		if root, ok := roots[name]; ok && !root.Ours && !shaper.IsKernelDefaultRoot(root.RootKind) {
-			a.log.Warn("foreign root qdisc left alone; a throttle here needs --force", "interface", name, "qdisc", root.RootKind)
 		}
 	}
 	return errors.Join(errs...)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/agent/state"
-	"github.com/egressguard/egressguard/shaper"
 )
 
 // renewEvery is how much a renewed expiry must have moved before it is
@@ -42,7 +41,6 @@ func (a *Agent) repair(ctx context.Context) {
 		return
 	}
 	a.recordStale = false
-	now := a.now()
 	before := a.engine.Snapshot()
 	var ds []policy.Decision
 	for _, m := range ms {
@@ -52,15 +50,12 @@ func (a *Agent) repair(ctx context.Context) {
 		}
 		rec, recorded := st.Find(m.Interface)
 		switch {
-		case !root.Ours && shaper.IsKernelDefaultRoot(root.RootKind):
+		case !root.Ours:
+			// The layout never holds the root qdisc, so whatever root an
+			// operator set up is no reason to give the throttle up.
 			a.metrics.drift.WithLabelValues(m.Interface, "reinstall").Inc()
 			a.log.Warn("drift: the egressguard layout is gone; reinstalling it", "interface", m.Interface, "root", root.RootKind)
 			ds = append(ds, repairDecision(policy.ActionUpdate, m, "reinstall after drift"))
-		case !root.Ours:
-			a.metrics.drift.WithLabelValues(m.Interface, "release").Inc()
-			a.log.Warn("drift: an operator's root qdisc replaced the egressguard layout; releasing the mitigation and leaving the qdisc alone",
-				"interface", m.Interface, "root", root.RootKind)
-			ds = append(ds, a.engine.Release(now, "", m.Interface)...)
 		case !recorded || !a.recordMatches(rec, m):
 			a.metrics.drift.WithLabelValues(m.Interface, "record").Inc()
 			a.log.Warn("repair: the state file does not hold the mitigation in force; rewriting it", "interface", m.Interface, "recorded", recorded)
@@ -91,6 +86,6 @@ func repairDecision(action policy.Action, m policy.Mitigation, detail string) po
 // current config.
 func (a *Agent) recordMatches(rec state.Mitigation, m policy.Mitigation) bool {
 	spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
-	return rec.Scope == spec.Scope() && slices.Equal(rec.Sources, spec.Sources) && slices.Equal(rec.Ports, spec.Ports) &&
+	return rec.Scope == spec.Scope && slices.Equal(rec.Sources, spec.Sources) && slices.Equal(rec.Ports, spec.Ports) &&
 		rec.RateBps == spec.Rate && slices.Equal(rec.Owners, m.Owners)
 }

@@ -79,7 +79,7 @@ func (s webhookSink) Mitigate(ctx context.Context, r alerts.Request) error {
 		}
 		d, err := s.a.Request(ctx, req, false)
 		switch {
-		case errors.Is(err, shaper.ErrForeignRoot):
+		case errors.Is(err, shaper.ErrForeign):
 			errs = append(errs, fmt.Errorf("%w: %w", err, policy.ErrRefused))
 		case err != nil:
 			errs = append(errs, err)

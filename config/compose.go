@@ -47,15 +47,15 @@ func (c Config) PolicyConfig(paused func() bool) policy.Config {
 	}
 }
 
-// Spec is the shaper Spec a throttle on iface installs under this config,
-// before a request narrows its sources or changes its ports or rate.
-// LinkRate is throttle.link_rate, 0 (none) when unset.
+// Spec is the shaper Spec a throttle on iface installs under this config
+// (scope node), before a request narrows its sources or scope or changes
+// its ports or rate.
 func (c Config) Spec(iface string) shaper.Spec {
 	return shaper.Spec{
 		Interface:      iface,
+		Scope:          shaper.ScopeNode,
 		Rate:           uint64(c.Throttle.Rate),
-		LinkRate:       uint64(c.Throttle.LinkRate),
-		Ports:          Ports(c.Throttle.Ports),
+		Ports:          shaper.Ports(Ports(c.Throttle.Ports)...),
 		Protocols:      c.Throttle.Protocols,
 		WhitelistPorts: Ports(c.Whitelist.Ports),
 		WhitelistCIDRs: Prefixes(c.Whitelist.CIDRs),

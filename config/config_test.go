@@ -53,7 +53,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"bad duration", "throttle: {ttl: soon}\n", `throttle.ttl "soon": want a positive duration`},
 		{"negative duration", "detect: {interval: -1s}\n", `detect.interval "-1s"`},
 		{"ttl over max", "throttle: {ttl: 48h}\n", `throttle.max_ttl 24h0m0s: want at least throttle.ttl (48h0m0s)`},
-		{"bad protocol", "throttle: {protocols: [icmp]}\n", `throttle.protocols[0] "icmp": want tcp or udp`},
+		{"bad protocol", "throttle: {protocols: [gre]}\n", `throttle.protocols[0] "gre": want tcp, udp or icmp`},
 		{"bad scope", "throttle: {scope: world}\n", `throttle.scope "world"`},
 		{"bad ratio", "detect: {synack_ratio_max: 2}\n", `detect.synack_ratio_max 2`},
 		{"rtt allowance too long", "detect: {rtt_allowance: 20s}\n", `detect.rtt_allowance 20s`},

@@ -176,18 +176,15 @@ func interfaceCheck(w watched) Check {
 	root := fmt.Sprintf("root qdisc %s %s", w.RootKind, handleString(w.RootHandle))
 	switch {
 	case w.RootKind == "htb" && w.RootHandle == uint32(shaper.RootHandle):
-		c.Status = StatusOK
-		c.Detail = fmt.Sprintf("%s; %s is egressguard's: a mitigation is installed", w.Reason, root)
-	case w.RootKind == "" || shaper.IsKernelDefaultRoot(w.RootKind):
+		c.Status = StatusWarn
+		c.Detail = fmt.Sprintf("%s; %s is the root-HTB throttle of an earlier release", w.Reason, root)
+		c.Hint = "the agent converts it on its next throttle; `egressguard unthrottle` releases it and restores the root it replaced"
+	default:
 		if w.RootKind == "" {
 			root = "no root qdisc (noqueue)"
 		}
 		c.Status = StatusOK
-		c.Detail = fmt.Sprintf("%s; %s is a kernel default, replaced by a throttle and restored on release", w.Reason, root)
-	default:
-		c.Status = StatusWarn
-		c.Detail = fmt.Sprintf("%s; %s is neither ours nor a kernel default, so a throttle refuses to replace it", w.Reason, root)
-		c.Hint = fmt.Sprintf("check who installed it (tc qdisc show dev %s); `egressguard throttle --force` replaces it", w.Name)
+		c.Detail = fmt.Sprintf("%s; %s is left as it is: a throttle classifies on clsact and shapes on its own ifb device", w.Reason, root)
 	}
 	return c
 }

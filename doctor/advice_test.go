@@ -109,9 +109,9 @@ func TestInterfaceCheck(t *testing.T) {
 		{watched{Name: "eth0", Reason: "default route (ipv4)", RootKind: "mq"}, StatusOK},
 		{watched{Name: "eth0", Reason: "default route (ipv4)", RootKind: "fq_codel"}, StatusOK},
 		{watched{Name: "eth0", Reason: "default route (ipv4)"}, StatusOK},
-		{watched{Name: "eth0", Reason: "configured", RootKind: "htb", RootHandle: uint32(shaper.RootHandle)}, StatusOK},
-		{watched{Name: "eth0", Reason: "configured", RootKind: "htb", RootHandle: 1 << 16}, StatusWarn},
-		{watched{Name: "eth0", Reason: "configured", RootKind: "cake"}, StatusWarn},
+		{watched{Name: "eth0", Reason: "configured", RootKind: "htb", RootHandle: uint32(shaper.RootHandle)}, StatusWarn},
+		{watched{Name: "eth0", Reason: "configured", RootKind: "htb", RootHandle: 1 << 16}, StatusOK},
+		{watched{Name: "eth0", Reason: "configured", RootKind: "cake"}, StatusOK},
 		{watched{Name: "eth9", Reason: "configured", Err: errors.New("Link not found")}, StatusFail},
 		{watched{Name: "lo", Reason: "configured", LocalOnly: "a loopback device: its traffic never leaves the node"}, StatusFail},
 	} {

@@ -5,10 +5,11 @@ import (
 	"log/slog"
 )
 
-// ErrForeignRoot is wrapped in the error that refuses to replace a root
-// qdisc that is neither a kernel default nor ours; the error names the
-// interface and the qdisc kind.
-var ErrForeignRoot = errors.New("root qdisc is not a kernel default and not ours")
+// ErrForeign is wrapped in the errors that refuse to touch an object
+// egressguard did not create: a filter at our prio on the classifying hook,
+// a device with the shaping device's name but not our alias, or an ingress
+// qdisc where the egress hook is needed.
+var ErrForeign = errors.New("object is not egressguard's")
 
 // Options configure Open.
 type Options struct {
@@ -16,24 +17,36 @@ type Options struct {
 	Logger *slog.Logger // nil = discard
 }
 
-// ApplyOptions change how Apply treats the existing root qdisc.
+// ApplyOptions carry what the record of an earlier release says.
 type ApplyOptions struct {
-	Force bool // replace a foreign root qdisc (it is restored by Remove without its classes and filters)
+	// Legacy is the record of a root-HTB throttle installed by a release
+	// before the clsact layout: when that root is still on the interface,
+	// Apply installs the new layout, then restores the root qdisc Legacy
+	// names (the kernel default when empty).
+	Legacy Previous
 }
 
 // ApplyResult says what Apply did.
 type ApplyResult struct {
-	Previous Previous // the root qdisc Apply replaced; valid when Replaced
-	Replaced bool     // a default or forced foreign root was replaced; false when the root was already ours
-	Changed  bool     // Apply wrote to the kernel
+	Previous  Previous // what Remove needs to restore the interface; valid when Installed
+	Installed bool     // this call installed the layout afresh (else it updated ours or did nothing)
+	Changed   bool     // Apply wrote to the kernel
+	// ReleasedLegacy is true when Apply released the root-HTB throttle of an
+	// earlier release: Previous then replaces the record's.
+	ReleasedLegacy bool
 }
 
-// Previous is what the root qdisc of an interface was before Apply replaced
-// it: enough for Remove to restore it. It survives a JSON round trip.
+// Previous is what an interface held before our layout, for Remove. It
+// survives a JSON round trip. Kind, Handle and Options describe the root
+// qdisc that the root-HTB layout of earlier releases replaced; state files
+// of those releases hold them.
 type Previous struct {
-	Kind    string `json:"kind"`              // e.g. "noqueue", "pfifo_fast", "mq", "tbf"
-	Handle  uint32 `json:"handle"`            // 0 = a handle the kernel picked
+	Kind    string `json:"kind,omitempty"`    // e.g. "noqueue", "pfifo_fast", "mq", "tbf"
+	Handle  uint32 `json:"handle,omitempty"`  // 0 = a handle the kernel picked
 	Options []byte `json:"options,omitempty"` // the root's raw TCA_OPTIONS, to recreate it
+	// CreatedClsact is true when Apply added the clsact qdisc: Remove deletes
+	// it again once no filter is left on it.
+	CreatedClsact bool `json:"created_clsact,omitempty"`
 }
 
 // ClassStats are the counters of one htb class.
@@ -44,24 +57,14 @@ type ClassStats struct {
 	Overlimits uint64 `json:"overlimits"`
 }
 
-// Installed is what Inspect found on an interface.
+// Installed is what Inspect found for an interface.
 type Installed struct {
-	Ours           bool   // the root is our e9: htb
-	RootKind       string // kind of the root qdisc, ours or not
-	LeafKind       string // kind of the leaf under the throttled class ("" when not ours)
+	Ours           bool   // our classifier or shaping device is there (or a legacy root)
+	Legacy         bool   // the root qdisc is the root-HTB layout of an earlier release
+	RootKind       string // kind of the interface's root qdisc, never touched by the clsact layout
+	Hook           Hook   // where our classifier sits ("" when absent)
+	Device         string // the shaping device, when present
+	LeafKind       string // kind of the throttled class's leaf
 	Rate           uint64 // bits/s of the throttled class
-	Filters        int    // u32 filters under our root
 	ThrottledStats ClassStats
-	OtherStats     ClassStats
-}
-
-// IsKernelDefaultRoot reports whether kind is a root qdisc the kernel
-// attaches by itself (noqueue, pfifo_fast, mq, fq_codel, fq), which Apply may
-// replace and Remove restores; any other root is foreign.
-func IsKernelDefaultRoot(kind string) bool {
-	switch kind {
-	case "noqueue", "pfifo_fast", "mq", "fq_codel", "fq":
-		return true
-	}
-	return false
 }

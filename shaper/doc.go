@@ -1,31 +1,35 @@
-// Package shaper turns a Spec (which egress traffic to throttle on one
-// interface) into a Plan of tc objects, renders that Plan as the equivalent
-// tc commands, and installs, inspects and removes it over netlink.
+// Package shaper turns a Spec (which traffic to throttle, where) into a Plan
+// of kernel objects, renders that Plan as the equivalent ip and tc commands,
+// and installs, inspects and removes it over netlink.
 //
-// The layout is a contract that tests and operators read back with tc:
+// The layout never touches the served interface's root qdisc. A classic BPF
+// classifier (cls_bpf) on the interface's clsact hook — egress of the uplink
+// for scopes node and source, ingress of the VM's bridge port for scope
+// port — redirects only the matched packets (act_mirred, egress redirect)
+// to a shaping device that holds the HTB layout; what the classifier does
+// not match never leaves the interface's own path. The contract tests and
+// operators read back with tc and ip:
 //
-//	qdisc  e9:     root htb, default class e9:20 ("e9" marks the root as ours)
-//	class  e9:1    parent, rate = ceil = link rate (100gbit when unknown)
-//	class  e9:10   "throttled", rate = ceil = Spec.Rate
-//	class  e9:20   "other" (default), rate = ceil = link rate
-//	qdisc  e910:   leaf of e9:10 (sfq perturb 10, else fq_codel, else pfifo)
-//	qdisc  e920:   leaf of e9:20 (same kind)
-//	filter prio 10 protocol ip    u32 whitelist → e9:20
-//	filter prio 11 protocol ipv6  u32 whitelist → e9:20
-//	filter prio 12 protocol ip    u32 throttled ports → e9:10
-//	filter prio 13 protocol ipv6  u32 throttled ports → e9:10
+//	link   eg-IFACE       ifb, alias "egressguard shaping device of IFACE" (ShapingDevice)
+//	qdisc  e9:            root htb of eg-IFACE, default class e9:10
+//	class  e9:10          rate = ceil = Spec.Rate
+//	qdisc  e910:          leaf of e9:10: sfq, else fq_codel, else bfifo (a warning),
+//	                      bounded to about 100 ms of the class rate in bytes
+//	qdisc  clsact         on IFACE, added only when absent
+//	filter pref 233 handle 0xe9 protocol all bpf, classid e9:10,
+//	                      action mirred egress redirect dev eg-IFACE
 //
-// Filters live in one of two prio bands (10–13 or 20–23). An update installs
-// the new filters in the free band before deleting the old band, so the
-// throttled ports are classified by a complete rule set at every instant.
+// The classifier walks 802.1Q/802.1ad tags, the IPv4 header length and IPv6
+// extension headers, and holds fragments (see compileClassifier). Its rules,
+// first match decides: the whitelist (SSH both ways, whitelist ports both
+// ways, whitelist CIDRs as source or destination, DNS to and from the
+// node's resolvers) passes unshaped; then the throttle rules (protocols,
+// destination port ranges, sources for scope source).
 //
-// Ports are matched at the fixed offsets of iproute2's `match ip dport`
-// (an IPv4 header of 20 bytes, ihl=5) and `match ip6 dport` (no extension
-// headers). u32 can follow the IPv4 header length only through a linked
-// hash table (`offset at 0 mask 0x0f00 shift 6 link`), which doubles the
-// filter count; packets with IP options are rare, and a packet that does
-// not match falls to the unthrottled default, never to a wrong class.
+// An update replaces the filter in one atomic netlink request, so matched
+// packets are classified by a complete program at every instant. Filters of
+// others on the same hooks keep their prios, handles and order.
 //
-// The pure part (Spec, NewPlan, Render) runs anywhere; the kernel adapter
-// (Open, Apply, Remove, Inspect, Probe) is Linux-only.
+// The pure part (Spec, NewPlan, Render, the classifier) runs anywhere; the
+// kernel adapter (Open, Apply, Remove, Inspect, Probe) is Linux-only.
 package shaper

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// Roots reports the root qdisc of every interface, by name, from one link
-// dump and one qdisc dump: cheap enough to run every interval. Each value
+// Roots reports, by interface name, the root qdisc of every interface and
+// whether it carries our layout, from one link dump and one qdisc dump:
+// cheap enough to run every interval. An interface is ours when a shaping
+// device's alias names it, or when its root is the root-HTB layout of an
+// earlier release; shaping devices themselves are never ours. Each value
 // has only Ours and RootKind set; Inspect reads the rest of one interface.
 func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	s.mu.Lock()
@@ -18,7 +22,7 @@ func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	names, err := s.linkNames()
+	links, err := s.links()
 	if err != nil {
 		return nil, err
 	}
@@ -26,21 +30,33 @@ func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]Installed, len(names))
-	for idx, name := range names {
-		var in Installed
+	served := map[string]bool{}
+	for _, l := range links {
+		if iface, ok := strings.CutPrefix(l.alias, ShapingAlias); ok {
+			served[iface] = true
+		}
+	}
+	out := make(map[string]Installed, len(links))
+	for idx, l := range links {
+		in := Installed{Ours: served[l.name]}
 		for _, q := range qs[idx] {
 			if q.Parent == HandleRoot {
-				in = Installed{Ours: ours(q), RootKind: q.Kind}
+				in.RootKind = q.Kind
+				if !strings.HasPrefix(l.alias, ShapingAlias) && ourLegacyRoot(q) {
+					in.Ours, in.Legacy = true, true
+				}
 			}
 		}
-		out[name] = in
+		out[l.name] = in
 	}
 	return out, nil
 }
 
-// linkNames dumps every interface's name by index.
-func (s *Shaper) linkNames() (map[uint32]string, error) {
+// link is one interface of a link dump.
+type link struct{ name, alias string }
+
+// links dumps every interface's name and alias by index.
+func (s *Shaper) links() (map[uint32]link, error) {
 	msgs, err := s.nl.Execute(netlink.Message{
 		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request | netlink.Dump},
 		Data:   make([]byte, unix.SizeofIfInfomsg),
@@ -48,7 +64,7 @@ func (s *Shaper) linkNames() (map[uint32]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shaper: dump links: %w", err)
 	}
-	out := make(map[uint32]string, len(msgs))
+	out := make(map[uint32]link, len(msgs))
 	for _, m := range msgs {
 		if len(m.Data) < unix.SizeofIfInfomsg {
 			continue
@@ -58,14 +74,19 @@ func (s *Shaper) linkNames() (map[uint32]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shaper: dump links: %w", err)
 		}
+		var l link
 		for ad.Next() {
-			if ad.Type() == unix.IFLA_IFNAME {
-				out[idx] = ad.String()
+			switch ad.Type() {
+			case unix.IFLA_IFNAME:
+				l.name = ad.String()
+			case unix.IFLA_IFALIAS:
+				l.alias = ad.String()
 			}
 		}
 		if err := ad.Err(); err != nil {
 			return nil, fmt.Errorf("shaper: dump links: %w", err)
 		}
+		out[idx] = l
 	}
 	return out, nil
 }

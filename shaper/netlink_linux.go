@@ -26,25 +26,31 @@ func tcmsg(ifindex uint32, parent, handle Handle, info uint32) []byte {
 	return b
 }
 
-// linkIndex resolves an interface name in the Shaper's namespace.
-func (s *Shaper) linkIndex(name string) (uint32, error) {
+// linkInfo resolves an interface name in the Shaper's namespace to its
+// index and the kind of frames it carries.
+func (s *Shaper) linkInfo(name string) (uint32, LinkType, error) {
 	ae := netlink.NewAttributeEncoder()
 	ae.String(unix.IFLA_IFNAME, name)
 	attrs, err := ae.Encode()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	msgs, err := s.nl.Execute(netlink.Message{
 		Header: netlink.Header{Type: unix.RTM_GETLINK, Flags: netlink.Request},
 		Data:   append(make([]byte, unix.SizeofIfInfomsg), attrs...),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("shaper: find interface %s: %w", name, err)
+		return 0, 0, fmt.Errorf("shaper: find interface %s: %w", name, err)
 	}
 	if len(msgs) != 1 || len(msgs[0].Data) < unix.SizeofIfInfomsg {
-		return 0, fmt.Errorf("shaper: find interface %s: unexpected reply", name)
+		return 0, 0, fmt.Errorf("shaper: find interface %s: unexpected reply", name)
 	}
-	return binary.NativeEndian.Uint32(msgs[0].Data[4:8]), nil
+	link := LinkRawIP
+	switch binary.NativeEndian.Uint16(msgs[0].Data[2:4]) {
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		link = LinkEthernet
+	}
+	return binary.NativeEndian.Uint32(msgs[0].Data[4:8]), link, nil
 }
 
 // qdiscs dumps the qdiscs of one interface.

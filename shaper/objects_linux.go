@@ -1,14 +1,34 @@
 package shaper
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
 
 	tc "github.com/florianl/go-tc"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
+
+// Parents and handles of the clsact qdisc and its hooks (TC_H_CLSACT,
+// TC_H_MIN_INGRESS, TC_H_MIN_EGRESS).
+const (
+	HandleIngress Handle = 0xfffffff1 // parent of a clsact or ingress qdisc
+	HandleClsact  Handle = 0xffff0000
+	parentIngress        = 0xfffffff2
+	parentEgress         = 0xfffffff3
+)
+
+func hookParent(h Hook) uint32 {
+	if h == HookIngress {
+		return parentIngress
+	}
+	return parentEgress
+}
+
+func clsactQdisc() rawQdisc {
+	return rawQdisc{Parent: HandleIngress, Handle: HandleClsact, Kind: "clsact"}
+}
 
 // classWire is an htb class as the kernel holds it: rates in bytes/s and
 // bursts in scheduler ticks, so that planned and dumped classes compare.
@@ -31,38 +51,19 @@ func xmitTicks(size uint32, rate uint64) uint32 {
 	return uint32(float64(usec) * 15.625)
 }
 
-// filterWire is a u32 filter as the kernel holds it, with its prio in band 0.
-type filterWire struct {
-	Protocol uint16 // ETH_P_IP or ETH_P_IPV6
-	Prio     uint16
-	Keys     []u32Key
-	FlowID   Handle
+// classifierWire is our cls_bpf filter as the kernel holds it.
+type classifierWire struct {
+	Hook    Hook
+	Program []byte // struct sock_filter array
+	Target  uint32 // ifindex of the shaping device (mirred)
 }
 
-func (f Filter) wire() filterWire {
-	proto := uint16(unix.ETH_P_IP)
-	if f.Protocol == "ipv6" {
-		proto = unix.ETH_P_IPV6
-	}
-	return filterWire{Protocol: proto, Prio: f.Prio, Keys: f.keys(), FlowID: f.FlowID}
-}
-
-func (f filterWire) equal(g filterWire) bool {
-	return f.Protocol == g.Protocol && f.Prio == g.Prio && f.FlowID == g.FlowID && slices.Equal(f.Keys, g.Keys)
-}
-
-// planFilters returns the filters of p in wire form, in installation order.
-func planFilters(p Plan) []filterWire {
-	out := make([]filterWire, len(p.Filters))
-	for i, f := range p.Filters {
-		out[i] = f.wire()
-	}
-	return out
+func (c classifierWire) equal(d classifierWire) bool {
+	return c.Hook == d.Hook && c.Target == d.Target && bytes.Equal(c.Program, d.Program)
 }
 
 // The netlink structures keep __be32/__be16 fields that go-tc encodes in
 // native byte order; these swap a host value into that representation.
-func be32(v uint32) uint32 { return binary.NativeEndian.Uint32(binary.BigEndian.AppendUint32(nil, v)) }
 func be16(v uint16) uint16 { return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v)) }
 
 // filterInfo is tcm_info of a filter: prio in the high half, protocol in
@@ -102,11 +103,11 @@ func leafObject(ifindex uint32, q Qdisc) (*tc.Object, error) {
 	}
 	switch q.Kind {
 	case "sfq":
-		o.Sfq = &tc.Sfq{V0: tc.SfqQopt{PerturbPeriod: q.Perturb}}
+		o.Sfq = &tc.Sfq{V0: tc.SfqQopt{PerturbPeriod: q.Perturb, Limit: q.Limit}}
 	case "fq_codel":
 		o.FqCodel = &tc.FqCodel{Limit: &q.Limit}
-	case "pfifo":
-		o.Pfifo = &tc.FifoOpt{Limit: q.Limit}
+	case "bfifo":
+		o.Bfifo = &tc.FifoOpt{Limit: q.Limit}
 	default:
 		return nil, fmt.Errorf("unsupported leaf qdisc %q", q.Kind)
 	}
@@ -117,10 +118,11 @@ func leafObject(ifindex uint32, q Qdisc) (*tc.Object, error) {
 func decodeLeaf(r rawQdisc) Qdisc {
 	q := Qdisc{Parent: r.Parent, Handle: r.Handle, Kind: r.Kind}
 	switch {
-	case r.Kind == "pfifo" && len(r.Options) >= 4:
+	case r.Kind == "bfifo" && len(r.Options) >= 4:
 		q.Limit = binary.NativeEndian.Uint32(r.Options)
-	case r.Kind == "sfq" && len(r.Options) >= 8:
+	case r.Kind == "sfq" && len(r.Options) >= 12:
 		q.Perturb = int32(binary.NativeEndian.Uint32(r.Options[4:]))
+		q.Limit = binary.NativeEndian.Uint32(r.Options[8:])
 	case r.Kind == "fq_codel":
 		if ad, err := netlink.NewAttributeDecoder(r.Options); err == nil {
 			for ad.Next() {
@@ -133,32 +135,22 @@ func decodeLeaf(r rawQdisc) Qdisc {
 	return q
 }
 
-func filterObject(ifindex uint32, f filterWire, prio uint16) *tc.Object {
-	keys := make([]tc.U32Key, len(f.Keys))
-	for i, k := range f.Keys {
-		keys[i] = tc.U32Key{Val: be32(k.Val), Mask: be32(k.Mask), Off: uint32(k.Off)}
-	}
-	flow := uint32(f.FlowID)
+func classifierObject(ifindex uint32, c classifierWire) *tc.Object {
+	ops := c.Program
+	n := uint16(len(ops) / 8)
+	classID := uint32(ThrottledClass)
 	return &tc.Object{
-		Msg: tc.Msg{Family: unix.AF_UNSPEC, Ifindex: ifindex, Parent: uint32(RootHandle), Info: filterInfo(prio, f.Protocol)},
-		Attribute: tc.Attribute{Kind: "u32", U32: &tc.U32{
-			ClassID: &flow,
-			Sel:     &tc.U32Sel{Flags: 1, NKeys: uint8(len(keys)), Keys: keys}, // 1 = TC_U32_TERMINAL
+		Msg: tc.Msg{Family: unix.AF_UNSPEC, Ifindex: ifindex, Parent: hookParent(c.Hook), Handle: FilterHandle,
+			Info: filterInfo(FilterPrio, unix.ETH_P_ALL)},
+		Attribute: tc.Attribute{Kind: "bpf", BPF: &tc.Bpf{
+			Ops: &ops, OpsLen: &n, ClassID: &classID,
+			Action: &tc.Action{Kind: "mirred", Mirred: &tc.Mirred{Parms: &tc.MirredParam{
+				Action:  4, // TC_ACT_STOLEN: the redirected packet leaves this hook
+				Eaction: 1, // TCA_EGRESS_REDIR: into the shaping device's root qdisc
+				IfIndex: c.Target,
+			}}},
 		}},
 	}
-}
-
-// decodeFilter turns a dumped u32 node into wire form; ok is false for hash
-// table entries and nodes without a class.
-func decodeFilter(o tc.Object) (f filterWire, ok bool) {
-	if o.Kind != "u32" || o.U32 == nil || o.U32.Sel == nil || o.U32.ClassID == nil {
-		return filterWire{}, false
-	}
-	f = filterWire{Protocol: be16(uint16(o.Info)), Prio: uint16(o.Info >> 16), FlowID: Handle(*o.U32.ClassID)}
-	for _, k := range o.U32.Sel.Keys {
-		f.Keys = append(f.Keys, u32Key{Val: be32(k.Val), Mask: be32(k.Mask), Off: int32(k.Off)})
-	}
-	return f, true
 }
 
 func decodeClass(o tc.Object) (classWire, ClassStats, bool) {

@@ -5,28 +5,29 @@ import (
 	"strings"
 )
 
-// Render returns the tc commands equivalent to the Plan, one per line; run
-// in order on an interface whose root is a kernel default they install the
-// same objects Apply does (with the filters in band 0).
+// Render returns the ip and tc commands equivalent to the Plan, one per
+// line, with the classifier's rules as comments: run in order on an
+// interface without our layout they install the objects Apply does (the
+// clsact line only where the interface has no clsact qdisc yet).
 func (p Plan) Render() string {
 	var b strings.Builder
-	dev := p.Spec.Interface
-	fmt.Fprintf(&b, "tc qdisc replace dev %s root handle %s %s\n", dev, p.Root.Handle, p.Root.options())
-	for _, c := range p.Classes {
-		fmt.Fprintf(&b, "tc class add dev %s parent %s classid %s htb rate %s ceil %s burst %db cburst %db quantum %d\n",
-			dev, c.Parent, c.ClassID, FormatRate(c.Rate), FormatRate(c.Ceil), c.Burst, c.Cburst, c.Quantum)
+	dev, ifb := p.Spec.Interface, p.Device
+	fmt.Fprintf(&b, "# scope %s: classify on %s %s, shape on %s\n", p.Spec.Scope, dev, p.Hook, ifb)
+	fmt.Fprintf(&b, "ip link add %s type ifb\n", ifb)
+	fmt.Fprintf(&b, "ip link set dev %s alias '%s%s'\n", ifb, ShapingAlias, dev)
+	fmt.Fprintf(&b, "ip link set dev %s up\n", ifb)
+	fmt.Fprintf(&b, "tc qdisc replace dev %s root handle %s %s\n", ifb, p.Root.Handle, p.Root.options())
+	c := p.Class
+	fmt.Fprintf(&b, "tc class add dev %s parent %s classid %s htb rate %s ceil %s burst %db cburst %db quantum %d\n",
+		ifb, c.Parent, c.ClassID, FormatRate(c.Rate), FormatRate(c.Ceil), c.Burst, c.Cburst, c.Quantum)
+	fmt.Fprintf(&b, "tc qdisc add dev %s parent %s handle %s %s\n", ifb, p.Leaf.Parent, p.Leaf.Handle, p.Leaf.options())
+	fmt.Fprintf(&b, "tc qdisc add dev %s clsact\n", dev)
+	fmt.Fprintf(&b, "# classifier rules, first match decides (whitelist: passes unshaped; throttle: to %s):\n", ifb)
+	for i, r := range p.Rules {
+		fmt.Fprintf(&b, "#  %2d %s\n", i+1, r)
 	}
-	for _, q := range p.Leaves {
-		fmt.Fprintf(&b, "tc qdisc add dev %s parent %s handle %s %s\n", dev, q.Parent, q.Handle, q.options())
-	}
-	for _, f := range p.Filters {
-		matches := make([]string, len(f.Matches))
-		for i, m := range f.Matches {
-			matches[i] = m.tc(f.Protocol == "ipv6")
-		}
-		fmt.Fprintf(&b, "tc filter add dev %s parent %s protocol %s prio %d u32 %s flowid %s\n",
-			dev, RootHandle, f.Protocol, f.Prio, strings.Join(matches, " "), f.FlowID)
-	}
+	fmt.Fprintf(&b, "tc filter add dev %s %s prio %d handle 0x%x protocol all bpf bytecode '%s' classid %s action mirred egress redirect dev %s\n",
+		dev, p.Hook, FilterPrio, FilterHandle, Bytecode(p.Program), ThrottledClass, ifb)
 	return b.String()
 }
 
@@ -36,8 +37,8 @@ func (q Qdisc) options() string {
 	case "htb":
 		return fmt.Sprintf("htb default %x", uint32(q.DefaultClass)&0xffff)
 	case "sfq":
-		return fmt.Sprintf("sfq perturb %d", q.Perturb)
-	case "fq_codel", "pfifo":
+		return fmt.Sprintf("sfq perturb %d limit %d", q.Perturb, q.Limit)
+	case "fq_codel", "bfifo":
 		return fmt.Sprintf("%s limit %d", q.Kind, q.Limit)
 	}
 	return q.Kind

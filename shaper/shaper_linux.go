@@ -5,21 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 
 	tc "github.com/florianl/go-tc"
 	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // Shaper programs the layout of a Plan into the kernel over rtnetlink,
 // optionally inside a network namespace. It is safe for concurrent use.
 type Shaper struct {
-	mu  sync.Mutex
-	tc  *tc.Tc        // classes, filters, htb and leaf qdiscs
-	nl  *netlink.Conn // links and raw qdiscs of any kind (dump, restore)
-	log *slog.Logger
+	mu   sync.Mutex
+	tc   *tc.Tc        // classes, filters, htb and leaf qdiscs
+	nl   *netlink.Conn // links and raw qdiscs of any kind (dump, restore)
+	link *vnl.Handle   // the shaping device
+	log  *slog.Logger
 
 	writes int // kernel writes so far
 	failAt int // tests: when > 0, the write with this number fails
@@ -43,17 +45,34 @@ func Open(opts Options) (*Shaper, error) {
 		t.Close()
 		return nil, fmt.Errorf("shaper: open rtnetlink: %w", err)
 	}
+	var h *vnl.Handle
+	if opts.NetNS != 0 {
+		h, err = vnl.NewHandleAt(netns.NsHandle(opts.NetNS))
+	} else {
+		h, err = vnl.NewHandle()
+	}
+	if err != nil {
+		t.Close()
+		nl.Close()
+		return nil, fmt.Errorf("shaper: open rtnetlink for links: %w", err)
+	}
 	for _, c := range []interface {
 		SetOption(netlink.ConnOption, bool) error
 	}{t, nl} {
 		// Extended acks carry the kernel's reason ("Invalid qdisc name", …) into errors.
 		_ = c.SetOption(netlink.ExtendedAcknowledge, true)
 	}
-	return &Shaper{tc: t, nl: nl, log: log}, nil
+	sh := &Shaper{tc: t, nl: nl, link: h, log: log}
+	if err := sh.primeDumpBuffer(); err != nil {
+		sh.Close()
+		return nil, fmt.Errorf("shaper: prepare rtnetlink dumps: %w", err)
+	}
+	return sh, nil
 }
 
 // Close releases the netlink sockets.
 func (s *Shaper) Close() error {
+	s.link.Close()
 	return errors.Join(s.tc.Close(), s.nl.Close())
 }
 
@@ -73,85 +92,195 @@ func (s *Shaper) write(what string, fn func() error) error {
 	return nil
 }
 
-func ours(root rawQdisc) bool { return root.Kind == "htb" && root.Handle == RootHandle }
+// undoStack holds the inverse of every write of one call, run in reverse
+// when the call fails.
+type undoStack []func() error
 
-// Apply installs p on p.Spec.Interface. A kernel-default root is replaced
-// (and recorded in ApplyResult.Previous); a foreign root is refused with
-// ErrForeignRoot unless o.Force; our own root is updated in place, and
-// re-applying the installed Plan writes nothing. On failure every write of
-// this call is undone.
-func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (ApplyResult, error) {
+func (u *undoStack) push(fn func() error) { *u = append(*u, fn) }
+
+func (u undoStack) run(err error) error {
+	for i := len(u) - 1; i >= 0; i-- {
+		err = errors.Join(err, u[i]())
+	}
+	return err
+}
+
+// Apply installs p, or brings the installed layout to p in place: the
+// shaping device and its classes first, the classifier last, and an update
+// of the classifier is one atomic filter replace, so matched packets are
+// never unclassified. The root qdisc of the interface is not touched (a
+// root-HTB throttle of an earlier release is released once the new layout
+// is in place, see ApplyOptions.Legacy). Re-applying the installed Plan
+// writes nothing. On failure every write of this call is undone.
+func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (res ApplyResult, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return ApplyResult{}, err
 	}
-	dev := p.Spec.Interface
 	if err := p.Spec.Validate(); err != nil {
 		return ApplyResult{}, err
 	}
-	idx, err := s.linkIndex(dev)
+	dev := p.Spec.Interface
+	idx, link, err := s.linkInfo(dev)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	root, err := s.root(idx)
+	if link != p.Link {
+		if p, err = p.ForLink(link); err != nil {
+			return ApplyResult{}, err
+		}
+	}
+	st, err := s.readState(idx, dev)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	if ours(root) {
-		changed, err := s.update(idx, p)
-		return ApplyResult{Changed: changed}, err
+	if err := st.refuseForeign(dev, p.Hook); err != nil {
+		return ApplyResult{}, err
 	}
-	if !IsKernelDefaultRoot(root.Kind) && !o.Force {
-		return ApplyResult{}, fmt.Errorf("shaper: interface %s: refusing to replace root qdisc %s (handle %s) without force: %w",
-			dev, root.Kind, root.Handle, ErrForeignRoot)
+	writes := s.writes
+	var undo undoStack
+	defer func() {
+		if err != nil {
+			err = undo.run(err)
+			res = ApplyResult{}
+		}
+	}()
+	res.Installed = !st.ours()
+	ifb, err := s.ensureDevice(p, st, &undo)
+	if err != nil {
+		return ApplyResult{}, err
 	}
-	prev := Previous{Kind: root.Kind, Handle: uint32(root.Handle), Options: root.Options}
-	if err := s.install(idx, p); err != nil {
-		return ApplyResult{}, errors.Join(err, s.restore(idx, dev, prev))
+	if err := s.ensureShaping(p, ifb, &undo); err != nil {
+		return ApplyResult{}, err
 	}
-	s.log.Info("shaper installed", "interface", dev, "previous_root", prev.Kind, "rate_bps", p.Spec.Rate,
-		"ports", p.Spec.Ports, "scope", p.Spec.Scope(), "filters", len(p.Filters))
-	return ApplyResult{Previous: prev, Replaced: true, Changed: true}, nil
+	if st.clsact == "" {
+		if err := s.write(fmt.Sprintf("add clsact qdisc on %s", dev), func() error { return s.putQdisc(idx, clsactQdisc()) }); err != nil {
+			return ApplyResult{}, err
+		}
+		undo.push(func() error {
+			return s.write(fmt.Sprintf("delete clsact qdisc on %s", dev), func() error { return s.deleteQdisc(idx, HandleIngress, HandleClsact) })
+		})
+		res.Previous.CreatedClsact = true
+	}
+	if err := s.ensureClassifier(idx, p, ifb, st, &undo); err != nil {
+		return ApplyResult{}, err
+	}
+	if st.legacy {
+		if err := s.restore(idx, dev, o.Legacy); err != nil {
+			return ApplyResult{}, err
+		}
+		res.ReleasedLegacy = true
+		s.log.Info("shaper released the root-HTB throttle of an earlier release", "interface", dev, "restored_root", o.Legacy.Kind)
+	}
+	res.Changed = s.writes > writes
+	if res.Changed {
+		s.log.Info("shaper applied", "interface", dev, "scope", p.Spec.Scope, "hook", p.Hook, "device", p.Device,
+			"rate_bps", p.Spec.Rate, "protocols", p.Spec.Protocols, "ports", p.Spec.Ports, "rules", len(p.Rules), "installed", res.Installed)
+	}
+	return res, nil
 }
 
-// install writes the whole Plan over a root that is not ours, filters in band 0.
-func (s *Shaper) install(idx uint32, p Plan) error {
-	dev := p.Spec.Interface
-	if err := s.write(fmt.Sprintf("replace root qdisc %s on %s", p.Root.Handle, dev), func() error {
-		return s.tc.Qdisc().Replace(rootObject(idx, p.Root))
-	}); err != nil {
+// ensureDevice creates the shaping device (ifb, our alias, up) unless ours
+// is there already, and returns its index.
+func (s *Shaper) ensureDevice(p Plan, st kernelState, undo *undoStack) (uint32, error) {
+	name := p.Device
+	if st.device != nil {
+		if st.device.Attrs().OperState != vnl.OperUp && st.device.Attrs().Flags&unix.IFF_UP == 0 {
+			if err := s.write("set "+name+" up", func() error { return s.link.LinkSetUp(st.device) }); err != nil {
+				return 0, err
+			}
+		}
+		return uint32(st.device.Attrs().Index), nil
+	}
+	ifb := &vnl.Ifb{LinkAttrs: vnl.LinkAttrs{Name: name, TxQLen: 1000}}
+	if err := s.write("add ifb "+name, func() error { return s.link.LinkAdd(ifb) }); err != nil {
+		return 0, err
+	}
+	undo.push(func() error { return s.write("delete ifb "+name, func() error { return s.link.LinkDel(ifb) }) })
+	l, err := s.link.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("shaper: find %s: %w", name, err)
+	}
+	if err := s.write("set alias of "+name, func() error { return s.link.LinkSetAlias(l, ShapingAlias+p.Spec.Interface) }); err != nil {
+		return 0, err
+	}
+	if err := s.write("set "+name+" up", func() error { return s.link.LinkSetUp(l) }); err != nil {
+		return 0, err
+	}
+	return uint32(l.Attrs().Index), nil
+}
+
+// ensureShaping brings the htb root, the throttled class and its leaf on the
+// shaping device to p, changing what differs in place.
+func (s *Shaper) ensureShaping(p Plan, ifb uint32, undo *undoStack) error {
+	dev := p.Device
+	sh, err := s.readShaping(ifb)
+	if err != nil {
 		return err
 	}
-	for _, c := range p.Classes {
-		if err := s.putClass(idx, dev, c.wire(), false); err != nil {
+	if !(sh.root.Kind == "htb" && sh.root.Handle == RootHandle) {
+		if err := s.write(fmt.Sprintf("replace root qdisc %s on %s", RootHandle, dev), func() error {
+			return s.tc.Qdisc().Replace(rootObject(ifb, p.Root))
+		}); err != nil {
 			return err
 		}
+		// Deleting the root takes the class and leaf with it.
+		undo.push(func() error {
+			return s.write(fmt.Sprintf("delete root qdisc on %s", dev), func() error { return s.deleteQdisc(ifb, HandleRoot, RootHandle) })
+		})
+		sh = shapingState{}
 	}
-	for _, q := range p.Leaves {
-		if err := s.addLeaf(idx, dev, q); err != nil {
+	want := p.Class.wire()
+	if old, ok := sh.class, sh.hasClass; !ok || old != want {
+		verb, op := "add", s.tc.Class().Add
+		if ok {
+			verb, op = "change", s.tc.Class().Replace
+		}
+		if err := s.write(fmt.Sprintf("%s class %s on %s", verb, want.ClassID, dev), func() error { return op(classObject(ifb, want)) }); err != nil {
 			return err
 		}
-	}
-	for _, f := range planFilters(p) {
-		if err := s.addFilter(idx, dev, f, 0); err != nil {
-			return err
+		if ok {
+			undo.push(func() error {
+				return s.write(fmt.Sprintf("restore class %s on %s", old.ClassID, dev), func() error { return s.tc.Class().Replace(classObject(ifb, old)) })
+			})
 		}
 	}
-	return nil
-}
-
-func (s *Shaper) putClass(idx uint32, dev string, c classWire, change bool) error {
-	verb, op := "add", s.tc.Class().Add
-	if change {
-		verb, op = "change", s.tc.Class().Replace
+	old, ok := sh.leaf, sh.leaf.Kind != ""
+	if ok && decodeLeaf(old) == p.Leaf {
+		return nil
 	}
-	return s.write(fmt.Sprintf("%s class %s on %s", verb, c.ClassID, dev), func() error { return op(classObject(idx, c)) })
-}
-
-func (s *Shaper) addLeaf(idx uint32, dev string, q Qdisc) error {
+	q := p.Leaf
+	if ok && old.Kind == q.Kind {
+		// Same kind: change its parameters in place, queued packets stay.
+		if err := s.write(fmt.Sprintf("change %s qdisc %s on %s", q.Kind, q.Handle, dev), func() error {
+			o, err := leafObject(ifb, q)
+			if err != nil {
+				return err
+			}
+			return s.tc.Qdisc().Replace(o)
+		}); err != nil {
+			return err
+		}
+		undo.push(func() error {
+			return s.write(fmt.Sprintf("restore %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error { return s.putQdisc(ifb, old) })
+		})
+		return nil
+	}
+	// Another kind: without a leaf the htb class still shapes (through a
+	// default pfifo), so swapping the leaf opens no unshaped window.
+	if ok {
+		if err := s.write(fmt.Sprintf("delete %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error {
+			return s.deleteQdisc(ifb, old.Parent, old.Handle)
+		}); err != nil {
+			return err
+		}
+		undo.push(func() error {
+			return s.write(fmt.Sprintf("restore %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error { return s.putQdisc(ifb, old) })
+		})
+	}
 	return s.write(fmt.Sprintf("add %s qdisc %s on %s", q.Kind, q.Handle, dev), func() error {
-		o, err := leafObject(idx, q)
+		o, err := leafObject(ifb, q)
 		if err != nil {
 			return err
 		}
@@ -159,240 +288,86 @@ func (s *Shaper) addLeaf(idx uint32, dev string, q Qdisc) error {
 	})
 }
 
-func (s *Shaper) addFilter(idx uint32, dev string, f filterWire, band uint16) error {
-	prio := f.Prio + band*bandOffset
-	return s.write(fmt.Sprintf("add filter prio %d flowid %s on %s", prio, f.FlowID, dev), func() error {
-		return s.tc.Filter().Add(filterObject(idx, f, prio))
-	})
-}
-
-func (s *Shaper) deletePrio(idx uint32, dev string, prio, proto uint16) error {
-	return s.write(fmt.Sprintf("delete filters prio %d on %s", prio, dev), func() error {
-		return s.tc.Filter().Delete(&tc.Object{
-			Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: idx, Parent: uint32(RootHandle), Info: filterInfo(prio, proto)},
-			Attribute: tc.Attribute{Kind: "u32"},
-		})
-	})
-}
-
-// update brings our installed layout to p: classes are changed in place,
-// leaves swapped, and the filters installed in the free prio band before
-// the old band is deleted, so the throttled ports are never unclassified.
-// On failure the writes are undone in reverse order.
-func (s *Shaper) update(idx uint32, p Plan) (changed bool, err error) {
+// ensureClassifier installs or replaces our filter on the hook p names, and
+// deletes ours from the other hook (a scope that moved).
+func (s *Shaper) ensureClassifier(idx uint32, p Plan, ifb uint32, st kernelState, undo *undoStack) error {
 	dev := p.Spec.Interface
-	st, err := s.readState(idx)
-	if err != nil {
-		return false, err
-	}
-	var undo []func() error
-	defer func() {
-		if err == nil {
-			return
-		}
-		for i := len(undo) - 1; i >= 0; i-- {
-			err = errors.Join(err, undo[i]())
-		}
-		changed = false
-	}()
-
-	for _, c := range p.Classes {
-		want := c.wire()
-		old, ok := st.classes[c.ClassID]
-		if ok && old == want {
-			continue
-		}
-		if err := s.putClass(idx, dev, want, ok); err != nil {
-			return false, err
-		}
-		if ok {
-			undo = append(undo, func() error { return s.putClass(idx, dev, old, true) })
-		} else {
-			undo = append(undo, func() error {
-				return s.write(fmt.Sprintf("delete class %s on %s", want.ClassID, dev), func() error {
-					return s.tc.Class().Delete(&tc.Object{Msg: tc.Msg{Ifindex: idx, Handle: uint32(want.ClassID), Parent: uint32(want.Parent)}, Attribute: tc.Attribute{Kind: "htb"}})
-				})
-			})
-		}
-	}
-
-	for _, q := range p.Leaves {
-		old, ok := st.leaves[q.Parent]
-		if ok && decodeLeaf(old) == q {
-			continue
-		}
-		if ok && old.Kind == q.Kind {
-			// Same kind: change its parameters in place, queued packets stay.
-			if err := s.write(fmt.Sprintf("change %s qdisc %s on %s", q.Kind, q.Handle, dev), func() error {
-				o, err := leafObject(idx, q)
-				if err != nil {
-					return err
-				}
-				return s.tc.Qdisc().Replace(o)
-			}); err != nil {
-				return false, err
-			}
-			undo = append(undo, func() error {
-				return s.write(fmt.Sprintf("restore %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error { return s.putQdisc(idx, old) })
-			})
-			continue
-		}
-		// Another kind: without a leaf the htb class still shapes (through
-		// a default pfifo), so swapping the leaf opens no unshaped window.
-		if ok {
-			if err := s.write(fmt.Sprintf("delete %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error {
-				return s.deleteQdisc(idx, old.Parent, old.Handle)
-			}); err != nil {
-				return false, err
-			}
-			undo = append(undo, func() error {
-				return s.write(fmt.Sprintf("restore %s qdisc %s on %s", old.Kind, old.Handle, dev), func() error { return s.putQdisc(idx, old) })
-			})
-		}
-		if err := s.addLeaf(idx, dev, q); err != nil {
-			return false, err
-		}
-		undo = append(undo, func() error {
-			return s.write(fmt.Sprintf("delete %s qdisc %s on %s", q.Kind, q.Handle, dev), func() error {
-				return s.deleteQdisc(idx, q.Parent, q.Handle)
-			})
-		})
-	}
-
-	want := planFilters(p)
-	active, bands := st.filterBands()
-	if len(bands) == 1 && slices.EqualFunc(st.band(active), want, filterWire.equal) {
-		return len(undo) > 0, nil
-	}
-	target := uint16(0)
-	if slices.Contains(bands, 0) {
-		target = 1
-	}
-	// Leftovers of an interrupted update in the target band go first.
-	if err := s.deleteBand(idx, dev, st, target, &undo); err != nil {
-		return false, err
-	}
-	undo = append(undo, func() error { return s.clearBand(idx, dev, target) })
-	for _, f := range want {
-		if err := s.addFilter(idx, dev, f, target); err != nil {
-			return false, err
-		}
-	}
-	for _, b := range bands {
-		if b != target {
-			if err := s.deleteBand(idx, dev, st, b, &undo); err != nil {
-				return false, err
-			}
-		}
-	}
-	s.log.Info("shaper updated", "interface", dev, "rate_bps", p.Spec.Rate, "ports", p.Spec.Ports,
-		"scope", p.Spec.Scope(), "filters", len(p.Filters), "band", target)
-	return true, nil
-}
-
-// deleteBand deletes the filters of one band, throttle rules before
-// whitelist rules (so whitelisted traffic is never throttled meanwhile),
-// and records how to re-add each deleted prio.
-func (s *Shaper) deleteBand(idx uint32, dev string, st kernelState, band uint16, undo *[]func() error) error {
-	old := st.band(band)
-	for _, prio := range slices.Backward(bandPrios()) {
-		var group []filterWire
-		for _, f := range old {
-			if f.Prio == prio {
-				group = append(group, f)
-			}
-		}
-		if len(group) == 0 {
-			continue
-		}
-		if err := s.deletePrio(idx, dev, prio+band*bandOffset, group[0].Protocol); err != nil {
+	want := classifierWire{Hook: p.Hook, Program: programBytes(p.Program), Target: ifb}
+	old, ok := st.classifiers[p.Hook]
+	if !ok || !old.equal(want) {
+		if err := s.write(fmt.Sprintf("replace classifier on %s %s", dev, p.Hook), func() error {
+			return s.tc.Filter().Replace(classifierObject(idx, want))
+		}); err != nil {
 			return err
 		}
-		*undo = append(*undo, func() error {
-			for _, f := range group {
-				if err := s.addFilter(idx, dev, f, band); err != nil {
-					return err
-				}
+		undo.push(func() error {
+			if ok {
+				return s.write(fmt.Sprintf("restore classifier on %s %s", dev, p.Hook), func() error { return s.tc.Filter().Replace(classifierObject(idx, old)) })
 			}
-			return nil
+			return s.deleteClassifier(idx, dev, p.Hook)
+		})
+	}
+	for hook, c := range st.classifiers {
+		if hook == p.Hook {
+			continue
+		}
+		if err := s.deleteClassifier(idx, dev, hook); err != nil {
+			return err
+		}
+		undo.push(func() error {
+			return s.write(fmt.Sprintf("restore classifier on %s %s", dev, hook), func() error { return s.tc.Filter().Replace(classifierObject(idx, c)) })
 		})
 	}
 	return nil
 }
 
-// clearBand deletes whatever filters exist in one band (undo of an add).
-func (s *Shaper) clearBand(idx uint32, dev string, band uint16) error {
-	st, err := s.readState(idx)
-	if err != nil {
-		return err
-	}
-	var ignored []func() error
-	return s.deleteBand(idx, dev, st, band, &ignored)
+func (s *Shaper) deleteClassifier(idx uint32, dev string, hook Hook) error {
+	return s.write(fmt.Sprintf("delete classifier on %s %s", dev, hook), func() error {
+		return s.tc.Filter().Delete(&tc.Object{
+			Msg:       tc.Msg{Family: unix.AF_UNSPEC, Ifindex: idx, Parent: hookParent(hook), Handle: FilterHandle, Info: filterInfo(FilterPrio, unix.ETH_P_ALL)},
+			Attribute: tc.Attribute{Kind: "bpf"},
+		})
+	})
 }
 
-// Remove deletes our layout from iface and restores the root qdisc prev
-// describes. A root that is not ours is left alone.
+// Remove deletes our classifier from iface, our shaping device, and the
+// clsact qdisc when prev says Apply created it and nothing else is left on
+// it; a root-HTB throttle of an earlier release is released and the root
+// qdisc prev names restored. What is not ours is left alone.
 func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	idx, err := s.linkIndex(iface)
+	idx, _, err := s.linkInfo(iface)
 	if err != nil {
 		return err
 	}
-	root, err := s.root(idx)
+	st, err := s.readState(idx, iface)
 	if err != nil {
 		return err
 	}
-	if !ours(root) {
-		s.log.Info("shaper remove: root is not ours, left alone", "interface", iface, "root", root.Kind)
-		return nil
-	}
-	if err := s.restore(idx, iface, prev); err != nil {
-		return err
-	}
-	s.log.Info("shaper removed", "interface", iface, "restored_root", prev.Kind)
-	return nil
-}
-
-// restore deletes our root (if it is there) and makes the root qdisc what
-// prev says: deleting our root makes the kernel attach the device default,
-// which is kept when it is prev's kind, else prev is recreated. An empty
-// prev keeps the device default.
-func (s *Shaper) restore(idx uint32, dev string, prev Previous) error {
-	root, err := s.root(idx)
-	if err != nil {
-		return err
-	}
-	if ours(root) {
-		if err := s.write(fmt.Sprintf("delete root qdisc %s on %s", RootHandle, dev), func() error {
-			return s.deleteQdisc(idx, HandleRoot, RootHandle)
-		}); err != nil {
+	for hook := range st.classifiers {
+		if err := s.deleteClassifier(idx, iface, hook); err != nil {
 			return err
 		}
 	}
-	if prev.Kind == "" {
-		return nil
+	if st.device != nil {
+		if err := s.write("delete ifb "+st.device.Attrs().Name, func() error { return s.link.LinkDel(st.device) }); err != nil {
+			return err
+		}
 	}
-	restored := func(r rawQdisc) bool {
-		return r.Kind == prev.Kind && (prev.Handle == 0 || r.Handle == Handle(prev.Handle))
+	if st.clsact == "clsact" && prev.CreatedClsact && st.foreignFilters == 0 {
+		if err := s.write(fmt.Sprintf("delete clsact qdisc on %s", iface), func() error { return s.deleteQdisc(idx, HandleIngress, HandleClsact) }); err != nil {
+			return err
+		}
 	}
-	if root, err = s.root(idx); err != nil || restored(root) {
-		return err
+	if st.legacy {
+		if err := s.restore(idx, iface, prev); err != nil {
+			return err
+		}
 	}
-	want := rawQdisc{Parent: HandleRoot, Handle: Handle(prev.Handle), Kind: prev.Kind, Options: prev.Options}
-	if err := s.write(fmt.Sprintf("restore root qdisc %s %s on %s", prev.Kind, want.Handle, dev), func() error {
-		return s.putQdisc(idx, want)
-	}); err != nil {
-		return err
-	}
-	if root, err = s.root(idx); err != nil {
-		return err
-	}
-	if !restored(root) {
-		return fmt.Errorf("shaper: restore root qdisc on %s: kernel holds %s %s, want %s %s", dev, root.Kind, root.Handle, prev.Kind, want.Handle)
-	}
+	s.log.Info("shaper removed", "interface", iface, "legacy_root_restored", st.legacy, "clsact_deleted", prev.CreatedClsact && st.foreignFilters == 0)
 	return nil
 }

@@ -3,157 +3,247 @@ package shaper
 import (
 	"context"
 	"errors"
-	"net/netip"
-	"slices"
+	"regexp"
 	"strings"
 	"testing"
 )
 
-func labSpec() Spec {
-	return Spec{Interface: labDev, Rate: 1_000_000, Ports: []uint16{80, 443}, Protocols: []string{"tcp", "udp"}}
+func labSpec(rate uint64) Spec {
+	return Spec{Interface: labDev, Scope: ScopeNode, Rate: rate, Protocols: []string{"tcp", "udp"}, Ports: Ports(80, 443)}
 }
 
-func mustPlan(t testing.TB, s Spec) Plan {
+func mustPlan(t testing.TB, s Spec, f Features) Plan {
 	t.Helper()
-	p, err := NewPlan(s, Features{})
+	p, err := NewPlan(s, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// checkInstalled compares what tc reads back with the Plan in band.
-func checkInstalled(t *testing.T, l lab, p Plan, band uint16) {
+// foreign is what tc shows of the interface without our objects: the root
+// qdisc and its children, and every filter on the clsact hooks except ours.
+func (l lab) foreign(t testing.TB) string {
 	t.Helper()
-	got := parseTC(t,
-		nsRun(t, l.node, "tc", "-s", "qdisc", "show", "dev", labDev),
-		nsRun(t, l.node, "tc", "-s", "class", "show", "dev", labDev),
-		nsRun(t, l.node, "tc", "filter", "show", "dev", labDev))
-	want := planObjects(p, band)
-	slices.Sort(got.qdiscs)
-	slices.Sort(want.qdiscs)
-	slices.Sort(got.classes)
-	slices.Sort(want.classes)
-	for _, c := range []struct {
-		what      string
-		got, want []string
-	}{{"qdiscs", got.qdiscs, want.qdiscs}, {"classes", got.classes, want.classes}, {"filters", got.filters, want.filters}} {
-		if !slices.Equal(c.got, c.want) {
-			t.Errorf("tc %s differ from the plan:\ngot:\n  %s\nwant:\n  %s", c.what, strings.Join(c.got, "\n  "), strings.Join(c.want, "\n  "))
+	var b strings.Builder
+	for _, line := range strings.Split(nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev), "\n") {
+		if !strings.HasPrefix(line, "qdisc clsact ") {
+			b.WriteString(line + "\n")
 		}
 	}
+	for _, hook := range []string{"ingress", "egress"} {
+		out, _ := tryNS(l.node, "tc", "filter", "show", "dev", labDev, hook)
+		ours := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "filter ") {
+				ours = strings.Contains(line, " pref 233 ")
+			}
+			if !ours && strings.TrimSpace(line) != "" {
+				b.WriteString(hook + " " + line + "\n")
+			}
+		}
+	}
+	return b.String()
 }
 
-func TestApplyReadsBackAsPlanned(t *testing.T) {
-	requireRoot(t)
-	ctx := context.Background()
-	for _, tt := range []struct {
-		name   string
-		change func(*Spec)
-	}{
-		{"node scope", func(*Spec) {}},
-		{"source scope v4 and v6", func(s *Spec) {
-			s.Sources = labSources()
-		}},
-		{"whitelist cidrs and ports", func(s *Spec) {
-			s.WhitelistPorts = []uint16{51820}
-			s.WhitelistCIDRs = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8:abcd::/48")}
-			s.LinkRate = 10_000_000_000
-		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			l := newLab(t, 1)
-			s := l.open(t)
-			spec := labSpec()
-			tt.change(&spec)
-			p := mustPlan(t, spec)
-			res, err := s.Apply(ctx, p, ApplyOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Replaced || !res.Changed || res.Previous.Kind != "noqueue" {
-				t.Fatalf("Apply = %+v, want Replaced, Changed, previous noqueue", res)
-			}
-			checkInstalled(t, l, p, 0)
-			in, err := s.Inspect(ctx, labDev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !in.Ours || in.RootKind != "htb" || in.Rate != spec.Rate || in.LeafKind != p.Leaves[0].Kind || in.Filters != len(p.Filters) {
-				t.Errorf("Inspect = %+v, want ours htb rate %d leaf %s with %d filters", in, spec.Rate, p.Leaves[0].Kind, len(p.Filters))
-			}
-		})
+// tryNS runs a command in a namespace and returns its output and error.
+func tryNS(ns string, args ...string) (string, error) {
+	out, err := execOutput("ip", append([]string{"netns", "exec", ns}, args...)...)
+	return out, err
+}
+
+// leftovers fails when anything of ours is still in the node namespace.
+func (l lab) assertClean(t testing.TB) {
+	t.Helper()
+	if out := nsRun(t, l.node, "ip", "-o", "link", "show", "type", "ifb"); strings.TrimSpace(out) != "" {
+		t.Errorf("ifb device left behind:\n%s", out)
+	}
+	if out, _ := tryNS(l.node, "tc", "filter", "show", "dev", labDev, "egress"); strings.Contains(out, "handle 0xe9 ") {
+		t.Errorf("classifier left behind:\n%s", out)
 	}
 }
 
-func TestRemoveRestoresPreviousRoot(t *testing.T) {
+func TestApplyLayout(t *testing.T) {
 	requireRoot(t)
+	l := newLab(t, 1)
+	s := l.open(t)
 	ctx := context.Background()
-	for _, tt := range []struct {
-		name   string
-		queues int
-		setup  []string // tc arguments run before Apply
-		kind   string
-	}{
-		{"veth default noqueue", 1, nil, "noqueue"},
-		{"explicit pfifo_fast", 1, []string{"qdisc", "add", "dev", labDev, "root", "handle", "1:", "pfifo_fast"}, "pfifo_fast"},
-		{"multiqueue veth mq", 4, []string{"qdisc", "add", "dev", labDev, "root", "handle", "7:", "mq"}, "mq"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			l := newLab(t, tt.queues)
-			if tt.setup != nil {
-				nsRun(t, l.node, append([]string{"tc"}, tt.setup...)...)
+	p := mustPlan(t, labSpec(1_000_000), Features{})
+	rootBefore := nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev, "root")
+	res, err := s.Apply(ctx, p, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Installed || !res.Changed || !res.Previous.CreatedClsact {
+		t.Fatalf("Apply = %+v, want a fresh install that created clsact", res)
+	}
+	// iproute2 is the oracle: device, alias, htb, class, leaf, classifier.
+	link := nsRun(t, l.node, "ip", "-d", "link", "show", "eg-up0")
+	for _, want := range []string{"ifb", "alias " + ShapingAlias + labDev, "UP"} {
+		if !strings.Contains(link, want) {
+			t.Errorf("ip link show eg-up0 lacks %q:\n%s", want, link)
+		}
+	}
+	q := nsRun(t, l.node, "tc", "qdisc", "show", "dev", "eg-up0")
+	for _, want := range []string{"qdisc htb e9: root", "default 0x10", "qdisc bfifo e910: parent e9:10 limit 12500b"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("tc qdisc show dev eg-up0 lacks %q:\n%s", want, q)
+		}
+	}
+	if c := nsRun(t, l.node, "tc", "class", "show", "dev", "eg-up0"); !strings.Contains(c, "class htb e9:10 root leaf e910: prio 0 rate 1Mbit ceil 1Mbit") {
+		t.Errorf("class:\n%s", c)
+	}
+	f := nsRun(t, l.node, "tc", "filter", "show", "dev", labDev, "egress")
+	if !strings.Contains(f, "pref 233 bpf chain 0 handle 0xe9 flowid e9:10") || !strings.Contains(f, "bytecode '"+Bytecode(p.Program)+"'") ||
+		!strings.Contains(f, "mirred (Egress Redirect to device eg-up0) stolen") {
+		t.Errorf("classifier:\n%s\nwant bytecode %s", f, Bytecode(p.Program))
+	}
+	if got := nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev, "root"); got != rootBefore {
+		t.Errorf("root qdisc changed:\n%s\nwas\n%s", got, rootBefore)
+	}
+	in, err := s.Inspect(ctx, labDev)
+	if err != nil || !in.Ours || in.Hook != HookEgress || in.Rate != 1_000_000 || in.LeafKind != "bfifo" || in.Device != "eg-up0" {
+		t.Fatalf("Inspect = %+v, %v", in, err)
+	}
+	// Re-applying writes nothing.
+	if res, err := s.Apply(ctx, p, ApplyOptions{}); err != nil || res.Changed || res.Installed {
+		t.Fatalf("re-Apply = %+v, %v; want no change", res, err)
+	}
+	if err := s.Remove(ctx, labDev, res.Previous); err != nil {
+		t.Fatal(err)
+	}
+	l.assertClean(t)
+	if q := nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev); strings.Contains(q, "clsact") {
+		t.Errorf("clsact left behind:\n%s", q)
+	}
+}
+
+// TestForeignSetupsUntouched: a foreign root tbf, an mq root whose
+// per-queue children an operator set, and foreign clsact filters on both
+// hooks read back byte-identical through throttle and release.
+func TestForeignSetupsUntouched(t *testing.T) {
+	requireRoot(t)
+	setups := map[string][][]string{
+		"tbf root": {{"tc", "qdisc", "replace", "dev", labDev, "root", "handle", "5:", "tbf", "rate", "50mbit", "burst", "64kb", "latency", "40ms"}},
+		"mq with operator children": {
+			{"tc", "qdisc", "replace", "dev", labDev, "root", "handle", "1:", "mq"},
+			{"tc", "qdisc", "replace", "dev", labDev, "parent", "1:1", "handle", "11:", "tbf", "rate", "20mbit", "burst", "32kb", "latency", "50ms"},
+			{"tc", "qdisc", "replace", "dev", labDev, "parent", "1:2", "handle", "12:", "pfifo", "limit", "77"},
+		},
+		"foreign clsact filters": {
+			{"tc", "qdisc", "add", "dev", labDev, "clsact"},
+			{"tc", "filter", "add", "dev", labDev, "egress", "prio", "7", "handle", "7", "protocol", "all", "bpf", "bytecode", "1,6 0 0 0,", "classid", "1:7"},
+			{"tc", "filter", "add", "dev", labDev, "ingress", "prio", "300", "protocol", "ip", "u32", "match", "ip", "dport", "5000", "0xffff", "classid", "1:3"},
+		},
+	}
+	for name, cmds := range setups {
+		t.Run(name, func(t *testing.T) {
+			l := newLab(t, 4)
+			for _, c := range cmds {
+				nsRun(t, l.node, c...)
 			}
-			before := l.tcShow(t)
+			before := l.foreign(t)
 			s := l.open(t)
-			res, err := s.Apply(ctx, mustPlan(t, labSpec()), ApplyOptions{})
+			ctx := context.Background()
+			res, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Previous.Kind != tt.kind {
-				t.Fatalf("Previous.Kind = %q, want %q", res.Previous.Kind, tt.kind)
+			if during := l.foreign(t); during != before {
+				t.Errorf("throttled: foreign setup changed\nbefore:\n%s\nduring:\n%s", before, during)
 			}
 			if err := s.Remove(ctx, labDev, res.Previous); err != nil {
 				t.Fatal(err)
 			}
-			if after := l.tcShow(t); after != before {
-				t.Errorf("Remove did not restore the interface:\nbefore:\n%s\nafter:\n%s", before, after)
+			if after := l.foreign(t); after != before {
+				t.Errorf("released: foreign setup changed\nbefore:\n%s\nafter:\n%s", before, after)
 			}
+			l.assertClean(t)
+			t.Logf("byte-identical through throttle and release:\n%s", before)
 		})
 	}
 }
 
-func TestForeignRootRefusedUnlessForce(t *testing.T) {
+func TestApplyRefusesForeignAtOurPrio(t *testing.T) {
 	requireRoot(t)
-	ctx := context.Background()
 	l := newLab(t, 1)
-	nsRun(t, l.node, "tc", "qdisc", "add", "dev", labDev, "root", "handle", "5:", "tbf", "rate", "10mbit", "burst", "32k", "latency", "400ms")
-	before := l.tcShow(t)
-	s := l.open(t)
-	p := mustPlan(t, labSpec())
-	_, err := s.Apply(ctx, p, ApplyOptions{})
-	if !errors.Is(err, ErrForeignRoot) {
-		t.Fatalf("Apply over tbf = %v, want ErrForeignRoot", err)
+	nsRun(t, l.node, "tc", "qdisc", "add", "dev", labDev, "clsact")
+	nsRun(t, l.node, "tc", "filter", "add", "dev", labDev, "egress", "prio", "233", "protocol", "ip", "u32", "match", "ip", "dport", "5000", "0xffff", "classid", "1:3")
+	before := l.foreign(t)
+	_, err := l.open(t).Apply(context.Background(), mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{})
+	if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "u32 filter holds prio 233") {
+		t.Fatalf("Apply = %v, want ErrForeign naming the u32 filter", err)
 	}
-	if !strings.Contains(err.Error(), labDev) || !strings.Contains(err.Error(), "tbf") {
-		t.Errorf("error %q does not name the interface and the qdisc", err)
+	if after := l.foreign(t); after != before {
+		t.Errorf("refused Apply changed the interface:\n%s\nwas\n%s", after, before)
 	}
-	t.Logf("refusal: %v", err)
-	if after := l.tcShow(t); after != before {
-		t.Fatalf("refused Apply changed the interface:\nbefore:\n%s\nafter:\n%s", before, after)
+	l.assertClean(t)
+}
+
+// TestApplyAllOrNothing makes every kernel write of an install, and of an
+// update, fail in turn: each failure leaves the interface as it was.
+func TestApplyAllOrNothing(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t, 1)
+	ctx := context.Background()
+	first := mustPlan(t, labSpec(1_000_000), Features{})
+	second := labSpec(2_000_000)
+	second.Protocols, second.Ports = []string{"udp"}, nil
+	next := mustPlan(t, second, Features{})
+
+	state := func() string {
+		var b strings.Builder
+		b.WriteString(l.foreign(t))
+		b.WriteString(nsRun(t, l.node, "tc", "filter", "show", "dev", labDev, "egress"))
+		b.WriteString(nsRun(t, l.node, "ip", "-o", "link", "show", "type", "ifb"))
+		if strings.Contains(b.String(), "eg-up0") {
+			for _, obj := range []string{"qdisc", "class"} {
+				b.WriteString(nsRun(t, l.node, "tc", obj, "show", "dev", "eg-up0"))
+			}
+		}
+		return regexp.MustCompile(`(?m)^\d+: `).ReplaceAllString(b.String(), "")
 	}
-	res, err := s.Apply(ctx, p, ApplyOptions{Force: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Replaced || res.Previous.Kind != "tbf" {
-		t.Fatalf("forced Apply = %+v, want tbf replaced", res)
-	}
-	checkInstalled(t, l, p, 0)
-	if err := s.Remove(ctx, labDev, res.Previous); err != nil {
-		t.Fatal(err)
-	}
-	if after := l.tcShow(t); after != before {
-		t.Errorf("Remove did not restore the tbf root:\nbefore:\n%s\nafter:\n%s", before, after)
+	for _, tc := range []struct {
+		name  string
+		setup *Plan
+		apply Plan
+	}{{"install", nil, first}, {"update", &first, next}} {
+		for failAt := 1; ; failAt++ {
+			s := l.open(t)
+			var prev Previous
+			if tc.setup != nil {
+				res, err := s.Apply(ctx, *tc.setup, ApplyOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				prev = res.Previous
+			}
+			before := state()
+			s.writes, s.failAt = 0, failAt
+			_, err := s.Apply(ctx, tc.apply, ApplyOptions{})
+			s.failAt = 0
+			if err == nil {
+				if failAt == 1 {
+					t.Fatalf("%s: no kernel write", tc.name)
+				}
+				t.Logf("%s: %d writes, each made to fail in turn", tc.name, failAt-1)
+				if err := s.Remove(ctx, labDev, Previous{CreatedClsact: true}); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("%s, write %d: %v", tc.name, failAt, err)
+			}
+			if after := state(); after != before {
+				t.Fatalf("%s, write %d failed and left\n%s\nwas\n%s", tc.name, failAt, after, before)
+			}
+			if tc.setup != nil {
+				if err := s.Remove(ctx, labDev, prev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.assertClean(t)
+		}
 	}
 }

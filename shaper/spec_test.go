@@ -1,7 +1,9 @@
 package shaper
 
 import (
+	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -9,8 +11,9 @@ import (
 func validSpec() Spec {
 	return Spec{
 		Interface: "eth0",
+		Scope:     ScopeNode,
 		Rate:      1_000_000,
-		Ports:     []uint16{80, 443},
+		Ports:     Ports(80, 443),
 		Protocols: []string{"tcp", "udp"},
 	}
 }
@@ -22,32 +25,34 @@ func TestValidate(t *testing.T) {
 		want   string // substring of the error; "" = valid
 	}{
 		{"valid node scope", func(*Spec) {}, ""},
-		{"valid source scope", func(s *Spec) { s.Sources = []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")} }, ""},
+		{"valid source scope", func(s *Spec) { s.Scope, s.Sources = ScopeSource, []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")} }, ""},
+		{"valid port scope", func(s *Spec) { s.Scope, s.Interface = ScopePort, "vnet3" }, ""},
+		{"valid any protocol any port", func(s *Spec) { s.Protocols, s.Ports = nil, nil }, ""},
+		{"valid icmp", func(s *Spec) { s.Protocols, s.Ports = []string{"icmp"}, nil }, ""},
+		{"valid range containing 22", func(s *Spec) { s.Ports = []PortRange{{1, 1024}} }, ""},
 		{"empty interface", func(s *Spec) { s.Interface = "" }, `interface ""`},
 		{"interface too long", func(s *Spec) { s.Interface = "abcdefghijklmnop" }, `interface "abcdefghijklmnop"`},
 		{"interface with slash", func(s *Spec) { s.Interface = "a/b" }, `interface "a/b"`},
+		{"bad scope", func(s *Spec) { s.Scope = "vm" }, `scope "vm"`},
+		{"source scope without sources", func(s *Spec) { s.Scope = ScopeSource }, "sources []"},
+		{"port scope with sources", func(s *Spec) { s.Scope, s.Sources = ScopePort, []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")} }, "only scope source"},
 		{"rate 0", func(s *Spec) { s.Rate = 0 }, "rate 0"},
-		{"rate above link", func(s *Spec) { s.LinkRate = 500_000 }, "rate 1000000: above link_rate 500000"},
-		{"no ports", func(s *Spec) { s.Ports = nil }, "ports []"},
-		{"port 0", func(s *Spec) { s.Ports = []uint16{80, 0} }, "ports[1] 0"},
-		{"port 22 throttled", func(s *Spec) { s.Ports = []uint16{22} }, "ports[0] 22: SSH"},
+		{"port 0", func(s *Spec) { s.Ports = []PortRange{{80, 80}, {0, 0}} }, "ports[1] 0"},
+		{"reversed range", func(s *Spec) { s.Ports = []PortRange{{90, 80}} }, "ports[0] 90-80"},
+		{"port 22 throttled", func(s *Spec) { s.Ports = Ports(22) }, "ports[0] 22: SSH"},
 		{"whitelisted port throttled", func(s *Spec) { s.WhitelistPorts = []uint16{443} }, "ports[1] 443: the port is whitelisted"},
-		{"duplicate port", func(s *Spec) { s.Ports = []uint16{443, 443} }, "ports[1] 443: duplicate"},
+		{"duplicate port", func(s *Spec) { s.Ports = Ports(443, 443) }, "ports[1] 443: duplicate"},
 		{"whitelist port 0", func(s *Spec) { s.WhitelistPorts = []uint16{0} }, "whitelist_ports[0] 0"},
-		{"no protocols", func(s *Spec) { s.Protocols = nil }, "protocols []"},
-		{"bad protocol", func(s *Spec) { s.Protocols = []string{"tcp", "icmp"} }, `protocols[1] "icmp": want tcp or udp`},
+		{"bad protocol", func(s *Spec) { s.Protocols = []string{"tcp", "gre"} }, `protocols[1] "gre": want tcp, udp or icmp`},
 		{"duplicate protocol", func(s *Spec) { s.Protocols = []string{"udp", "udp"} }, `protocols[1] "udp": duplicate`},
+		{"ports with icmp only", func(s *Spec) { s.Protocols = []string{"icmp"} }, "ports apply to tcp and udp"},
+		{"bad resolver", func(s *Spec) { s.Resolvers = []netip.Addr{{}} }, "resolvers[0]"},
 		{"source overlapping whitelist CIDR", func(s *Spec) {
-			s.WhitelistCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-			s.Sources = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32")}
-		}, "sources[0] 10.1.2.3/32: overlaps whitelist_cidrs 10.0.0.0/8"},
-		{"v6 source overlapping whitelist CIDR", func(s *Spec) {
-			s.WhitelistCIDRs = []netip.Prefix{netip.MustParsePrefix("2001:db8:1::1/128")}
-			s.Sources = []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}
-		}, "sources[0] 2001:db8::/32: overlaps whitelist_cidrs 2001:db8:1::1/128"},
-		{"source /0", func(s *Spec) { s.Sources = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")} }, "sources[0] 0.0.0.0/0"},
-		{"invalid source", func(s *Spec) { s.Sources = []netip.Prefix{{}} }, "sources[0] invalid Prefix: not a valid CIDR"},
-		{"4in6 whitelist", func(s *Spec) { s.WhitelistCIDRs = []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")} }, "whitelist_cidrs[0]"},
+			s.Scope = ScopeSource
+			s.Sources = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+			s.WhitelistCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.128/25")}
+		}, "overlaps whitelist_cidrs"},
+		{"source /0", func(s *Spec) { s.Scope, s.Sources = ScopeSource, []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")} }, "a /0 prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,25 +62,49 @@ func TestValidate(t *testing.T) {
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("Validate() = %v, want nil", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("Validate() = nil, want error containing %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("Validate() = %q, want it to contain %q", err, tt.want)
-			}
-			if _, perr := NewPlan(s, Features{}); (perr == nil) != (err == nil) {
-				t.Fatalf("NewPlan error %v disagrees with Validate error %v", perr, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
 }
 
-func TestScope(t *testing.T) {
-	s := validSpec()
-	if s.Scope() != ScopeNode {
-		t.Fatalf("Scope() = %q without sources, want node", s.Scope())
+func TestPortRanges(t *testing.T) {
+	got, err := ParsePortRanges("80, 443,8000-8080")
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.Sources = []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32")}
-	if s.Scope() != ScopeSource {
-		t.Fatalf("Scope() = %q with sources, want source", s.Scope())
+	want := []PortRange{{80, 80}, {443, 443}, {8000, 8080}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ParsePortRanges = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"0", "70000", "9-8", "a", "1-2-3"} {
+		if _, err := ParsePortRanges(bad); err == nil {
+			t.Errorf("ParsePortRanges(%q) = nil error", bad)
+		}
+	}
+	b, err := json.Marshal(want)
+	if err != nil || string(b) != `[80,443,"8000-8080"]` {
+		t.Fatalf("marshal = %s, %v", b, err)
+	}
+	var back []PortRange
+	if err := json.Unmarshal(b, &back); err != nil || !slices.Equal(back, want) {
+		t.Fatalf("round trip = %v, %v", back, err)
+	}
+}
+
+func TestShapingDevice(t *testing.T) {
+	for _, tt := range []struct{ iface, want string }{
+		{"eth0", "eg-eth0"},
+		{"vnet3", "eg-vnet3"},
+		{"enp129s0f1np1", "eg-enp129s-"},
+	} {
+		got := ShapingDevice(tt.iface)
+		if len(got) > 15 || !strings.HasPrefix(got, tt.want) {
+			t.Errorf("ShapingDevice(%q) = %q, want prefix %q and at most 15 bytes", tt.iface, got, tt.want)
+		}
+	}
+	if ShapingDevice("enp129s0f1np1") == ShapingDevice("enp129s0f1np0") {
+		t.Error("two long names share a shaping device")
 	}
 }

@@ -2,123 +2,173 @@ package shaper
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 
 	tc "github.com/florianl/go-tc"
+	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// kernelState is what the kernel holds under our root on one interface.
+// kernelState is what the kernel holds for one served interface.
 type kernelState struct {
-	root    rawQdisc
-	leaves  map[Handle]rawQdisc // by parent class
-	classes map[Handle]classWire
-	stats   map[Handle]ClassStats
-	filters []filterWire // absolute prios, dump order
+	root           rawQdisc
+	legacy         bool   // the root is the root-HTB layout of an earlier release
+	clsact         string // "clsact", "ingress" or "" (none)
+	classifiers    map[Hook]classifierWire
+	foreignAtPrio  map[Hook]string // kind of someone else's filter at our prio
+	foreignFilters int             // filters on the hooks that are not ours
+	device         vnl.Link        // our shaping device, nil when absent
+	deviceForeign  string          // type of a device that has our device's name but is not ours
 }
 
-func bandPrios() []uint16 {
-	return []uint16{PrioWhitelistIPv4, PrioWhitelistIPv6, PrioThrottleIPv4, PrioThrottleIPv6}
-}
+// ours reports whether any piece of our clsact layout is there.
+func (st kernelState) ours() bool { return len(st.classifiers) > 0 || st.device != nil }
 
-// bandOf returns the band of an absolute prio, or false outside our bands.
-func bandOf(prio uint16) (uint16, bool) {
-	for band := range uint16(2) {
-		if slices.Contains(bandPrios(), prio-band*bandOffset) {
-			return band, true
-		}
+// refuseForeign fails when installing on hook would touch what is not ours.
+func (st kernelState) refuseForeign(dev string, hook Hook) error {
+	if st.deviceForeign != "" {
+		return fmt.Errorf("shaper: interface %s: a %s device named %s exists without our alias: %w", dev, st.deviceForeign, ShapingDevice(dev), ErrForeign)
 	}
-	return 0, false
+	if kind := st.foreignAtPrio[hook]; kind != "" {
+		return fmt.Errorf("shaper: interface %s: a %s filter holds prio %d on %s: %w", dev, kind, FilterPrio, hook, ErrForeign)
+	}
+	if st.clsact == "ingress" && hook == HookEgress {
+		return fmt.Errorf("shaper: interface %s: an ingress qdisc leaves no egress hook (clsact needs its place): %w", dev, ErrForeign)
+	}
+	return nil
 }
 
-// band returns the filters of one band with band-0 prios.
-func (st kernelState) band(band uint16) []filterWire {
-	var out []filterWire
-	for _, f := range st.filters {
-		if b, ok := bandOf(f.Prio); ok && b == band {
-			f.Prio -= band * bandOffset
-			out = append(out, f)
-		}
-	}
-	return out
-}
+func ourLegacyRoot(root rawQdisc) bool { return root.Kind == "htb" && root.Handle == RootHandle }
 
-// filterBands returns the band in effect (the lowest present) and all bands present.
-func (st kernelState) filterBands() (active uint16, present []uint16) {
-	for band := range uint16(2) {
-		if len(st.band(band)) > 0 {
-			present = append(present, band)
-		}
-	}
-	if len(present) > 0 {
-		active = present[0]
-	}
-	return active, present
-}
-
-func (s *Shaper) readState(idx uint32) (kernelState, error) {
-	st := kernelState{leaves: map[Handle]rawQdisc{}, classes: map[Handle]classWire{}, stats: map[Handle]ClassStats{}}
+func (s *Shaper) readState(idx uint32, dev string) (kernelState, error) {
+	st := kernelState{classifiers: map[Hook]classifierWire{}, foreignAtPrio: map[Hook]string{}}
 	qs, err := s.qdiscs(idx)
 	if err != nil {
 		return st, err
 	}
 	for _, q := range qs {
-		switch {
-		case q.Parent == HandleRoot:
+		switch q.Parent {
+		case HandleRoot:
 			st.root = q
-		case q.Parent>>16 == RootHandle>>16:
-			st.leaves[q.Parent] = q
+		case HandleIngress:
+			st.clsact = q.Kind
 		}
 	}
-	if !ours(st.root) {
-		return st, nil
+	st.legacy = ourLegacyRoot(st.root)
+	hooks := []Hook{HookIngress, HookEgress}
+	if st.clsact == "ingress" {
+		hooks = hooks[:1]
 	}
-	classes, err := s.tc.Class().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: idx})
-	if err != nil {
-		return st, fmt.Errorf("shaper: dump classes: %w", err)
-	}
-	for _, o := range classes {
-		if c, stats, ok := decodeClass(o); ok && c.ClassID>>16 == RootHandle>>16 {
-			st.classes[c.ClassID], st.stats[c.ClassID] = c, stats
+	if st.clsact != "" {
+		for _, hook := range hooks {
+			fs, err := s.filters(idx, hookParent(hook))
+			if err != nil {
+				return st, fmt.Errorf("shaper: dump %s filters of %s: %w", hook, dev, err)
+			}
+			for _, f := range fs {
+				atPrio := f.Prio == FilterPrio
+				switch {
+				case atPrio && f.Kind == "bpf" && f.Handle == FilterHandle:
+					st.classifiers[hook] = classifierWire{Hook: hook, Program: f.Ops, Target: f.Mirred}
+				case f.Handle == 0: // the header of a prio's filter list
+					if atPrio && (f.Kind != "bpf" || f.Proto != unix.ETH_P_ALL) {
+						st.foreignAtPrio[hook] = f.Kind
+					}
+				default:
+					st.foreignFilters++
+					if atPrio {
+						st.foreignAtPrio[hook] = f.Kind
+					}
+				}
+			}
 		}
 	}
-	filters, err := s.tc.Filter().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: idx, Parent: uint32(RootHandle)})
-	if err != nil {
-		return st, fmt.Errorf("shaper: dump filters: %w", err)
-	}
-	for _, o := range filters {
-		if f, ok := decodeFilter(o); ok {
-			st.filters = append(st.filters, f)
-		}
+	l, err := s.link.LinkByName(ShapingDevice(dev))
+	var notFound vnl.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+	case err != nil:
+		return st, fmt.Errorf("shaper: find %s: %w", ShapingDevice(dev), err)
+	case l.Type() == "ifb" && l.Attrs().Alias == ShapingAlias+dev:
+		st.device = l
+	default:
+		st.deviceForeign = l.Type()
 	}
 	return st, nil
 }
 
-// Inspect reports whether iface's root is ours, its kind, and the rate,
-// leaf and counters of the throttled class.
+// shapingState is what the kernel holds on a shaping device.
+type shapingState struct {
+	root     rawQdisc
+	leaf     rawQdisc
+	class    classWire
+	hasClass bool
+	stats    ClassStats
+}
+
+func (s *Shaper) readShaping(ifb uint32) (shapingState, error) {
+	var sh shapingState
+	qs, err := s.qdiscs(ifb)
+	if err != nil {
+		return sh, err
+	}
+	for _, q := range qs {
+		switch q.Parent {
+		case HandleRoot:
+			sh.root = q
+		case ThrottledClass:
+			sh.leaf = q
+		}
+	}
+	if !(sh.root.Kind == "htb" && sh.root.Handle == RootHandle) {
+		return sh, nil
+	}
+	classes, err := s.tc.Class().Get(&tc.Msg{Family: unix.AF_UNSPEC, Ifindex: ifb})
+	if err != nil {
+		return sh, fmt.Errorf("shaper: dump classes: %w", err)
+	}
+	for _, o := range classes {
+		if c, stats, ok := decodeClass(o); ok && c.ClassID == ThrottledClass {
+			sh.class, sh.stats, sh.hasClass = c, stats, true
+		}
+	}
+	return sh, nil
+}
+
+// Inspect reports what of our layout iface carries: the classifier's hook,
+// the shaping device with its throttled class (rate, leaf, counters), a
+// legacy root, and the interface's root qdisc kind.
 func (s *Shaper) Inspect(ctx context.Context, iface string) (Installed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return Installed{}, err
 	}
-	idx, err := s.linkIndex(iface)
+	idx, _, err := s.linkInfo(iface)
 	if err != nil {
 		return Installed{}, err
 	}
-	st, err := s.readState(idx)
+	st, err := s.readState(idx, iface)
 	if err != nil {
 		return Installed{}, err
 	}
-	in := Installed{Ours: ours(st.root), RootKind: st.root.Kind}
-	if !in.Ours {
+	in := Installed{Ours: st.ours() || st.legacy, Legacy: st.legacy, RootKind: st.root.Kind}
+	for _, h := range []Hook{HookEgress, HookIngress} {
+		if _, ok := st.classifiers[h]; ok {
+			in.Hook = h
+		}
+	}
+	if st.device == nil {
 		return in, nil
 	}
-	active, _ := st.filterBands()
-	in.LeafKind = st.leaves[ThrottledClass].Kind
-	in.Rate = st.classes[ThrottledClass].Rate * 8
-	in.Filters = len(st.band(active))
-	in.ThrottledStats, in.OtherStats = st.stats[ThrottledClass], st.stats[OtherClass]
+	in.Device = st.device.Attrs().Name
+	sh, err := s.readShaping(uint32(st.device.Attrs().Index))
+	if err != nil {
+		return in, err
+	}
+	in.LeafKind = sh.leaf.Kind
+	in.Rate = sh.class.Rate * 8
+	in.ThrottledStats = sh.stats
 	return in, nil
 }

@@ -55,7 +55,6 @@ type Request struct {
 	// Owners replace the record's owners; nil adds Reason to those it has.
 	Owners  []string
 	Expires time.Time
-	Force   bool // replace a foreign root qdisc
 }
 
 // ErrNotThrottled is returned when there is nothing to remove on an interface.
@@ -71,19 +70,21 @@ func (c *Controller) Install(ctx context.Context, r Request) (state.Mitigation, 
 	}
 	var m state.Mitigation
 	err = c.withState(ctx, func(st *state.State) error {
-		res, err := c.Kernel.Apply(ctx, plan, shaper.ApplyOptions{Force: r.Force})
+		var existed bool
+		m, existed = st.Find(r.Spec.Interface)
+		// A record of an earlier release names the root qdisc its root-HTB
+		// throttle replaced; Apply restores it once the new layout is in.
+		res, err := c.Kernel.Apply(ctx, plan, shaper.ApplyOptions{Legacy: m.Previous})
 		if err != nil {
 			return err
 		}
-		var existed bool
-		m, existed = st.Find(r.Spec.Interface)
 		if !existed {
 			m = state.Mitigation{Interface: r.Spec.Interface, Since: c.Now(), Reason: r.Reason}
 		}
-		if res.Replaced {
+		if res.Installed || res.ReleasedLegacy {
 			m.Previous = res.Previous
 		}
-		m.Scope = r.Spec.Scope()
+		m.Scope = r.Spec.Scope
 		m.Sources = r.Spec.Sources
 		m.Ports = r.Spec.Ports
 		m.Protocols = r.Spec.Protocols
@@ -98,7 +99,7 @@ func (c *Controller) Install(ctx context.Context, r Request) (state.Mitigation, 
 		m.Expires = r.Expires
 		st.Put(m)
 		if err := c.Store.Save(*st); err != nil {
-			if !res.Replaced {
+			if !res.Installed {
 				return fmt.Errorf("%s: %w: %w", r.Spec.Interface, ErrRecord, err)
 			}
 			if rerr := c.Kernel.Remove(ctx, r.Spec.Interface, res.Previous); rerr != nil {

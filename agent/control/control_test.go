@@ -33,7 +33,7 @@ func (k *fakeKernel) Apply(context.Context, shaper.Plan, shaper.ApplyOptions) (s
 	}
 	prev := shaper.Previous{Kind: k.root}
 	k.root = "htb"
-	return shaper.ApplyResult{Previous: prev, Replaced: true, Changed: true}, nil
+	return shaper.ApplyResult{Previous: prev, Installed: true, Changed: true}, nil
 }
 
 func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) error {
@@ -75,7 +75,7 @@ func newController(t *testing.T, root string) (*Controller, *fakeKernel) {
 
 // lo exists on every machine, so removal's interface check finds it.
 func spec(rate uint64) shaper.Spec {
-	return shaper.Spec{Interface: "lo", Rate: rate, Ports: []uint16{443}, Protocols: []string{"tcp"}}
+	return shaper.Spec{Interface: "lo", Rate: rate, Scope: shaper.ScopeNode, Ports: shaper.Ports(443), Protocols: []string{"tcp"}}
 }
 
 func TestReapplyKeepsWhatWasReplaced(t *testing.T) {

@@ -28,13 +28,13 @@ const version = 1
 // Mitigation is one throttle installed on one interface, with what it
 // replaced so that removal restores the interface exactly.
 type Mitigation struct {
-	Interface string         `json:"interface"`
-	Scope     shaper.Scope   `json:"scope"`
-	Sources   []netip.Prefix `json:"sources"`
-	Ports     []uint16       `json:"ports"`
-	Protocols []string       `json:"protocols"`
-	RateBps   uint64         `json:"rate_bps"`
-	Reason    policy.Reason  `json:"reason"`
+	Interface string             `json:"interface"`
+	Scope     shaper.Scope       `json:"scope"`
+	Sources   []netip.Prefix     `json:"sources"`
+	Ports     []shaper.PortRange `json:"ports"`
+	Protocols []string           `json:"protocols"`
+	RateBps   uint64             `json:"rate_bps"`
+	Reason    policy.Reason      `json:"reason"`
 	// Owners are the requests holding the mitigation (a webhook alert's
 	// fingerprint, "detector", "manual"); it is released when none is left.
 	Owners   []string        `json:"owners,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/agent/policy"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 func TestSaveLoadRoundTrip(t *testing.T) {
@@ -25,7 +26,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	m := Mitigation{
 		Interface: "eth0", Scope: "source", Sources: []netip.Prefix{netip.MustParsePrefix("198.18.0.7/32")},
-		Ports: []uint16{80, 443}, Protocols: []string{"tcp", "udp"}, RateBps: 1e6, Reason: policy.ReasonManual,
+		Ports: shaper.Ports(80, 443), Protocols: []string{"tcp", "udp"}, RateBps: 1e6, Reason: policy.ReasonManual,
 		Since: now, Expires: now.Add(30 * time.Minute),
 	}
 	st.Put(m)

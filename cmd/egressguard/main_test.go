@@ -36,12 +36,12 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		want string
 	}{
 		{"bad rate", []string{"throttle", "--interface", "lo", "--rate", "fast"}, `--rate "fast": want a rate like 1mbit`},
-		{"port zero", []string{"throttle", "--interface", "lo", "--ports", "80,0"}, `--ports "0": want a port from 1 to 65535`},
+		{"port zero", []string{"throttle", "--interface", "lo", "--ports", "80,0"}, `--ports "0": want a port 1-65535`},
 		{"ssh port", []string{"throttle", "--interface", "lo", "--ports", "22"}, `22`},
 		{"port twice", []string{"throttle", "--interface", "lo", "--ports", "80,443,80"}, `ports[2] 80: duplicate port`},
 		{"plan port twice", []string{"plan", "--interface", "lo", "--ports", "443,443"}, `ports[1] 443: duplicate port`},
 		{"bad cidr", []string{"throttle", "--interface", "lo", "--source", "10.0.0.0/40"}, `--source "10.0.0.0/40": want a CIDR`},
-		{"missing interface", []string{"throttle"}, `--interface: required`},
+		{"missing interface", []string{"throttle"}, `--interface or --port: one is required`},
 		{"bad interface name", []string{"throttle", "--interface", "eth0/1"}, `--interface "eth0/1"`},
 		{"absent interface", []string{"throttle", "--interface", "egnosuchif0"}, `--interface "egnosuchif0": no such interface`},
 		{"bad ttl", []string{"throttle", "--interface", "lo", "--ttl", "forever"}, `--ttl "forever": want a positive duration`},

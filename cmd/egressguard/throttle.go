@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -23,32 +22,50 @@ import (
 // throttleFlags are the flags `throttle` and `plan` share; empty values
 // fall back to the config.
 type throttleFlags struct {
-	iface   string
-	rate    string
-	ports   string
-	sources []string
-	ttl     string
-	force   bool
+	iface     string
+	port      string
+	rate      string
+	ports     string
+	protocols string
+	sources   []string
+	ttl       string
 }
 
 func (f *throttleFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.iface, "interface", "", "interface to throttle (required)")
+	fs.StringVar(&f.iface, "interface", "", "uplink to throttle on (scopes node and source)")
+	fs.StringVar(&f.port, "port", "", "VM bridge port (tap, vnet, veth) to throttle what the VM sends, whatever its source addresses (scope port)")
 	fs.StringVar(&f.rate, "rate", "", "rate of the throttled class, e.g. 1mbit (default throttle.rate)")
-	fs.StringVar(&f.ports, "ports", "", "destination ports to throttle, e.g. 80,443 (default throttle.ports)")
+	fs.StringVar(&f.ports, "ports", "", "destination ports of tcp and udp to throttle, e.g. 80,443,8000-8080 or any (default throttle.ports)")
+	fs.StringVar(&f.protocols, "protocols", "", "protocols to throttle: tcp, udp, icmp, comma-separated, or any (default throttle.protocols)")
 	fs.StringArrayVar(&f.sources, "source", nil, "throttle only these source CIDRs (repeatable; scope source); without it the whole node (scope node)")
 	fs.StringVar(&f.ttl, "ttl", "", "how long the throttle lasts, e.g. 30m (default throttle.ttl)")
-	fs.BoolVar(&f.force, "force", false, "replace a root qdisc egressguard did not create and that is not a kernel default")
 }
 
 // spec builds and validates the Spec the flags and config ask for.
 func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
-	if f.iface == "" {
-		return shaper.Spec{}, badInput("--interface: required")
-	}
-	if err := netif.ValidName(f.iface); err != nil {
-		return shaper.Spec{}, badInput("--interface %w", err)
-	}
 	s := cfg.Spec(f.iface)
+	switch {
+	case f.iface == "" && f.port == "":
+		return shaper.Spec{}, badInput("--interface or --port: one is required")
+	case f.port != "" && len(f.sources) > 0:
+		return shaper.Spec{}, badInput("--port %q: scope port throttles whatever the VM sends; drop --source", f.port)
+	case f.port != "":
+		if err := netif.ValidName(f.port); err != nil {
+			return shaper.Spec{}, badInput("--port %w", err)
+		}
+		// The classifier sits on the VM port; the uplink plays no part.
+		s.Interface, s.Scope = f.port, shaper.ScopePort
+	default:
+		if err := netif.ValidName(f.iface); err != nil {
+			return shaper.Spec{}, badInput("--interface %w", err)
+		}
+	}
+	if f.protocols != "" {
+		s.Protocols = nil
+		if f.protocols != "any" {
+			s.Protocols = strings.Split(f.protocols, ",")
+		}
+	}
 	if f.rate != "" {
 		r, err := config.ParseRate(f.rate)
 		if err != nil {
@@ -57,7 +74,7 @@ func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
 		s.Rate = r
 	}
 	if f.ports != "" {
-		ps, err := config.ParsePorts(f.ports)
+		ps, err := shaper.ParsePortRanges(f.ports)
 		if err != nil {
 			return shaper.Spec{}, badInput("--ports %w", err)
 		}
@@ -68,12 +85,13 @@ func (f *throttleFlags) spec(cfg config.Config) (shaper.Spec, error) {
 		if err != nil {
 			return shaper.Spec{}, badInput("--source %w", err)
 		}
-		s.Sources = append(s.Sources, p)
+		s.Sources, s.Scope = append(s.Sources, p), shaper.ScopeSource
 	}
-	if s.LinkRate == 0 {
-		// A missing interface has no speed; plan still prints for it.
-		s.LinkRate, _ = shaper.LinkSpeed(f.iface)
+	resolvers, err := shaper.ReadResolvers(shaper.ResolvConf)
+	if err != nil {
+		return shaper.Spec{}, err
 	}
+	s.Resolvers = resolvers
 	if err := s.Validate(); err != nil {
 		return shaper.Spec{}, inputError{err}
 	}
@@ -119,8 +137,8 @@ func (f *throttleFlags) resolve(g *globals) (config.Config, shaper.Spec, time.Du
 func newThrottleCommand(g *globals) *cobra.Command {
 	var f throttleFlags
 	cmd := &cobra.Command{
-		Use:   "throttle --interface IF [--rate 1mbit] [--ports 80,443] [--source CIDR]... [--ttl 30m] [--force]",
-		Short: "Throttle egress to the given ports on an interface, now",
+		Use:   "throttle (--interface UPLINK [--source CIDR]... | --port VMPORT) [--rate 1mbit] [--protocols tcp,udp] [--ports 80,443] [--ttl 30m]",
+		Short: "Throttle egress to the given protocols and ports, now: of the node, of sources, or of one VM port",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, spec, ttl, err := f.resolve(g)
@@ -129,28 +147,37 @@ func newThrottleCommand(g *globals) *cobra.Command {
 			}
 			// The agent refuses the same targets; checking here first keeps
 			// the answer (exit 2) the same with or without a running agent.
-			watched, err := netif.Watched(cfg.Interfaces)
-			if err != nil {
-				return err
-			}
-			if err := netif.CheckTarget(spec.Interface, netif.Names(watched)); err != nil {
-				return badInput("--interface %w", err)
+			if spec.Scope == shaper.ScopePort {
+				// A VM port is never watched itself (its bridge's uplink is);
+				// it only has to carry traffic that leaves the node.
+				why, err := netif.LocalOnly(spec.Interface)
+				if err != nil {
+					return badInput("--port %w", err)
+				}
+				if why != "" {
+					return badInput("--port %q: %s", spec.Interface, why)
+				}
+			} else {
+				watched, err := netif.Watched(cfg.Interfaces)
+				if err != nil {
+					return err
+				}
+				if err := netif.CheckTarget(spec.Interface, netif.Names(watched)); err != nil {
+					return badInput("--interface %w", err)
+				}
 			}
 			if cl, err := agent.Dial(cfg.Socket); err != nil {
 				return err
 			} else if cl != nil {
-				return throttleViaAgent(cmd.Context(), g, cl, spec, ttl, f.force)
+				return throttleViaAgent(cmd.Context(), g, cl, spec, ttl)
 			}
 			ctl, closeFn, err := g.controller(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			m, err := ctl.Install(cmd.Context(), control.Request{Spec: spec, Reason: policy.ReasonManual, Expires: time.Now().Add(ttl), Force: f.force})
+			m, err := ctl.Install(cmd.Context(), control.Request{Spec: spec, Reason: policy.ReasonManual, Expires: time.Now().Add(ttl)})
 			if err != nil {
-				if errors.Is(err, shaper.ErrForeignRoot) {
-					return fmt.Errorf("%w (nothing was changed; --force replaces it)", err)
-				}
 				return err
 			}
 			fmt.Fprintf(g.stdout, "throttled %s: %s to ports %s at %s, scope %s%s, until %s\n",
@@ -171,7 +198,7 @@ func newUnthrottleCommand(g *globals) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "unthrottle --interface IF | --all",
-		Short: "Remove egressguard's throttle and restore the previous root qdisc",
+		Short: "Remove egressguard's throttle (classifier and shaping device) from an interface",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (iface == "") == !all {
@@ -222,8 +249,8 @@ func newUnthrottleCommand(g *globals) *cobra.Command {
 func newPlanCommand(g *globals) *cobra.Command {
 	var f throttleFlags
 	cmd := &cobra.Command{
-		Use:   "plan --interface IF [same flags as throttle]",
-		Short: "Print the tc commands a throttle would run; change nothing",
+		Use:   "plan (--interface UPLINK | --port VMPORT) [same flags as throttle]",
+		Short: "Print the ip and tc commands a throttle would run; change nothing",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, spec, _, err := f.resolve(g)
@@ -252,10 +279,20 @@ func newPlanCommand(g *globals) *cobra.Command {
 
 // throttleViaAgent hands the throttle to the running agent, which adopts it
 // into its policy (reason manual) and TTL.
-func throttleViaAgent(ctx context.Context, g *globals, cl *agent.Client, spec shaper.Spec, ttl time.Duration, force bool) error {
+func throttleViaAgent(ctx context.Context, g *globals, cl *agent.Client, spec shaper.Spec, ttl time.Duration) error {
+	var ports []uint16
+	for _, r := range spec.Ports {
+		if r.First != r.Last {
+			return badInput("--ports %s: the running agent takes single ports; stop it to throttle a range directly", r)
+		}
+		ports = append(ports, r.First)
+	}
+	if spec.Scope == shaper.ScopePort {
+		return badInput("--port %s: the running agent does not take scope port yet; stop it to throttle the port directly", spec.Interface)
+	}
 	ans, err := cl.Throttle(ctx, agent.ThrottleRequest{
-		Interface: spec.Interface, RateBps: spec.Rate, Ports: spec.Ports, Sources: spec.Sources,
-		TTLSeconds: ttl.Seconds(), Force: force,
+		Interface: spec.Interface, RateBps: spec.Rate, Ports: ports, Sources: spec.Sources,
+		TTLSeconds: ttl.Seconds(),
 	})
 	if err != nil {
 		return err
@@ -287,7 +324,10 @@ func (g *globals) controller(ctx context.Context, cfg config.Config) (*control.C
 	return ctl, func() { sh.Close() }, nil
 }
 
-func joinPorts(ps []uint16) string {
+func joinPorts[T any](ps []T) string {
+	if len(ps) == 0 {
+		return "any"
+	}
 	s := make([]string, len(ps))
 	for i, p := range ps {
 		s[i] = fmt.Sprint(p)

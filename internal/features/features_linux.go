@@ -35,9 +35,12 @@ var invalidQdiscOptions = map[string][]byte{
 }
 
 // invalidFilterOptions does the same for filter kinds: u32_change fails
-// with "Selector not specified" for options without TCA_U32_SEL.
+// with "Selector not specified" for options without TCA_U32_SEL, and
+// cls_bpf_set_parms with EINVAL for options with neither TCA_BPF_OPS nor
+// TCA_BPF_FD.
 var invalidFilterOptions = map[string][]byte{
 	"u32": {},
+	"bpf": {},
 }
 
 // Prober runs probes in one network namespace. The zero value probes in
