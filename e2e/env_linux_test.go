@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"github.com/egressguard/egressguard/shaper"
 	"math"
 	"os"
 	"strconv"
@@ -125,9 +126,23 @@ func (e *env) status() control.Status {
 // layout reads up0's tc layout in the node.
 func (e *env) layout() lab.Layout {
 	e.t.Helper()
-	l, err := e.lab.Layout(e.ctx, e.lab.Node, lab.Uplink)
-	if err != nil {
-		e.t.Fatal(err)
+	exec := func(name string, args ...string) string {
+		out, err := e.lab.Exec(e.ctx, e.lab.Node, name, args...)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return out
+	}
+	// The throttle lives on up0's clsact hook and on its shaping device; the
+	// root of up0 itself is never ours.
+	qdiscs := exec("tc", "qdisc", "show", "dev", lab.Uplink)
+	filters, _ := e.lab.Exec(e.ctx, e.lab.Node, "tc", "filter", "show", "dev", lab.Uplink, "egress")
+	l := lab.ParseLayout(qdiscs, "", filters)
+	l.Qdiscs = strings.Count(qdiscs, "qdisc clsact ")
+	dev := shaper.ShapingDevice(lab.Uplink)
+	if _, err := e.lab.Exec(e.ctx, e.lab.Node, "ip", "link", "show", dev); err == nil {
+		sh := lab.ParseLayout(exec("tc", "qdisc", "show", "dev", dev), exec("tc", "class", "show", "dev", dev), "")
+		l.Root, l.Qdiscs, l.Classes = sh.Root, l.Qdiscs+sh.Qdiscs, sh.Classes
 	}
 	return l
 }
@@ -260,10 +275,10 @@ func (e *env) metricValue(name string, labels map[string]string) float64 {
 	return metric(text, name, labels)
 }
 
-// throttledSent is the throttled class's (e9:10) Sent bytes on up0, tc as oracle.
+// throttledSent is the throttled class's (e9:10) Sent bytes on the shaping device of up0, tc as oracle.
 func (e *env) throttledSent() (uint64, time.Time) {
 	e.t.Helper()
-	cs, err := e.lab.Classes(e.ctx, e.lab.Node, lab.Uplink)
+	cs, err := e.lab.Classes(e.ctx, e.lab.Node, shaper.ShapingDevice(lab.Uplink))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/egressguard/egressguard/shaper"
 	"strings"
 	"testing"
 	"time"
@@ -96,11 +97,11 @@ func TestCLIThroughSocketAndAdoption(t *testing.T) {
 			t.Errorf("status --json lacks %s:\n%s", w, js)
 		}
 	}
-	cs, err := e.lab.Classes(e.ctx, e.lab.Node, lab.Uplink)
+	cs, err := e.lab.Classes(e.ctx, e.lab.Node, shaper.ShapingDevice(lab.Uplink))
 	if err != nil || cs["e9:10"].ID == "" {
 		t.Fatalf("no throttled class after throttle: %v %v", cs, err)
 	}
-	if tcOut, _ := e.lab.Exec(e.ctx, e.lab.Node, "tc", "class", "show", "dev", lab.Uplink, "classid", "e9:10"); !strings.Contains(tcOut, "rate 2Mbit") {
+	if tcOut, _ := e.lab.Exec(e.ctx, e.lab.Node, "tc", "class", "show", "dev", shaper.ShapingDevice(lab.Uplink), "classid", "e9:10"); !strings.Contains(tcOut, "rate 2Mbit") {
 		t.Errorf("throttled class %q: want rate 2Mbit", tcOut)
 	}
 	if out := e.cli(0, "unthrottle", "--interface", lab.Uplink); !strings.Contains(out, "through the agent") {

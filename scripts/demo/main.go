@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/egressguard/egressguard/shaper"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -224,9 +225,9 @@ func (d *demo) streams() (ssh, tenant float64, err error) {
 	return s.ReceivedBps, t.ReceivedBps, nil
 }
 
-// sent is the throttled class's Sent bytes on up0: tc is the oracle.
+// sent is the throttled class's Sent bytes on the shaping device of up0: tc is the oracle.
 func (d *demo) sent() (uint64, time.Time, error) {
-	cs, err := d.lab.Classes(d.ctx, d.lab.Node, lab.Uplink)
+	cs, err := d.lab.Classes(d.ctx, d.lab.Node, shaper.ShapingDevice(lab.Uplink))
 	if err != nil {
 		return 0, time.Time{}, err
 	}
