@@ -68,7 +68,7 @@ func TestCraftedPacketsHeld(t *testing.T) {
 	const dur = 3 * time.Second
 	for _, c := range []struct{ name, mode, dst string }{
 		{"tcp/443 with IP options", "tcp-ipopts", labDst4},
-		{"udp/443 60000-byte datagrams (fragments)", "udp-frag", labDst4},
+		{"udp/443 60000-byte datagrams (fragments)", "udp", labDst4},
 		{"ipv6 tcp/443 with destination options", "tcp6-dstopts", labDst6},
 		{"802.1Q-tagged udp/443", "vlan", labDst4},
 	} {

@@ -21,10 +21,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/egressguard/egressguard/scripts/internal/labaddr"
 )
 
 func main() {
@@ -37,7 +40,18 @@ func main() {
 	port := fs.Int("port", 443, "destination port")
 	dur := fs.Duration("for", 3*time.Second, "how long to send")
 	dev := fs.String("dev", "", "vlan: interface to write tagged frames to")
+	size := fs.Int("size", 60000, "udp, icmp: payload bytes")
 	_ = fs.Parse(os.Args[2:])
+	if os.Args[1] != "sink" {
+		a, err := netip.ParseAddr(*dst)
+		if err == nil {
+			_, err = labaddr.Check(netip.PrefixFrom(a, a.BitLen()))
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "craft: -dst %q: %v\n", *dst, err)
+			os.Exit(2)
+		}
+	}
 	var n int64
 	var err error
 	switch os.Args[1] {
@@ -54,8 +68,10 @@ func main() {
 		n, err = tcp("tcp6", *dst, *port, *dur, func(fd int) error {
 			return unix.SetsockoptString(fd, unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string([]byte{0, 0, 1, 4, 0, 0, 0, 0}))
 		})
-	case "udp-frag":
-		n, err = udpFrag(*dst, *port, *dur)
+	case "udp":
+		n, err = udp(*dst, *port, *size, *dur)
+	case "icmp":
+		n, err = icmp(*dst, *size, *dur)
 	case "vlan":
 		n, err = vlan(*dev, *dst, *port, *dur)
 	default:
@@ -110,13 +126,13 @@ func tcp(network, dst string, port int, dur time.Duration, opt func(fd int) erro
 	return n, nil
 }
 
-func udpFrag(dst string, port int, dur time.Duration) (int64, error) {
+func udp(dst string, port, size int, dur time.Duration) (int64, error) {
 	c, err := net.Dial("udp", net.JoinHostPort(dst, fmt.Sprint(port)))
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	buf := make([]byte, 60000)
+	buf := make([]byte, size)
 	var n int64
 	for end := time.Now().Add(dur); time.Now().Before(end); {
 		w, err := c.Write(buf)
@@ -126,6 +142,49 @@ func udpFrag(dst string, port int, dur time.Duration) (int64, error) {
 		n += int64(w)
 	}
 	return n, nil
+}
+
+// icmp sends ICMP echo requests (ICMPv6 for an IPv6 destination) with
+// size bytes of payload.
+func icmp(dst string, size int, dur time.Duration) (int64, error) {
+	network, typ := "ip4:icmp", byte(8)
+	if strings.Contains(dst, ":") {
+		network, typ = "ip6:ipv6-icmp", 128 // the kernel fills the ICMPv6 checksum
+	}
+	c, err := net.Dial(network, dst)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	msg := make([]byte, 8+size)
+	msg[0] = typ
+	if typ == 8 {
+		binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	}
+	var n int64
+	for end := time.Now().Add(dur); time.Now().Before(end); {
+		w, err := c.Write(msg)
+		if err != nil {
+			continue
+		}
+		n += int64(w)
+	}
+	return n, nil
+}
+
+// checksum is the Internet checksum (RFC 1071).
+func checksum(b []byte) uint16 {
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 // vlan writes Ethernet frames with one 802.1Q tag (VLAN 100) carrying
