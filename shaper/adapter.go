@@ -28,25 +28,23 @@ type ApplyOptions struct {
 
 // ApplyResult says what Apply did.
 type ApplyResult struct {
-	Previous  Previous // what Remove needs to restore the interface; valid when Installed
-	Installed bool     // this call installed the layout afresh (else it updated ours or did nothing)
-	Changed   bool     // Apply wrote to the kernel
+	Installed bool // this call installed the layout afresh (else it updated ours or did nothing)
+	Changed   bool // Apply wrote to the kernel
 	// ReleasedLegacy is true when Apply released the root-HTB throttle of an
-	// earlier release: Previous then replaces the record's.
+	// earlier release: the record's Previous has served and can go.
 	ReleasedLegacy bool
 }
 
-// Previous is what an interface held before our layout, for Remove. It
-// survives a JSON round trip. Kind, Handle and Options describe the root
-// qdisc that the root-HTB layout of earlier releases replaced; state files
-// of those releases hold them.
+// Previous is the root qdisc that the root-HTB layout of earlier releases
+// replaced, as their state files recorded it, for Remove (and Apply) to
+// restore. The clsact layout replaces nothing: what it must undo is
+// recorded on its shaping device (see ShapingAlias), so a crash between a
+// kernel write and the state file loses nothing. It survives a JSON round
+// trip.
 type Previous struct {
 	Kind    string `json:"kind,omitempty"`    // e.g. "noqueue", "pfifo_fast", "mq", "tbf"
 	Handle  uint32 `json:"handle,omitempty"`  // 0 = a handle the kernel picked
 	Options []byte `json:"options,omitempty"` // the root's raw TCA_OPTIONS, to recreate it
-	// CreatedClsact is true when Apply added the clsact qdisc: Remove deletes
-	// it again once no filter is left on it.
-	CreatedClsact bool `json:"created_clsact,omitempty"`
 }
 
 // ClassStats are the counters of one htb class.

@@ -69,4 +69,3 @@ func (l lab) addTargets(t testing.TB) {
 	nsRun(t, l.inet, "ip", "addr", "add", labDst4+"/32", "dev", "lo")
 	nsRun(t, l.inet, "ip", "-6", "addr", "add", labDst6+"/128", "dev", "lo", "nodad")
 }
-

@@ -33,7 +33,7 @@ func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	served := map[string]bool{}
 	for _, l := range links {
 		if iface, ok := strings.CutPrefix(l.alias, ShapingAlias); ok {
-			served[iface] = true
+			served[strings.TrimSuffix(iface, ClsactMark)] = true
 		}
 	}
 	out := make(map[string]Installed, len(links))

@@ -48,7 +48,7 @@ func TestUpgradeReleasesLegacyRoot(t *testing.T) {
 	if q := nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev, "root"); !strings.HasPrefix(q, "qdisc mq 1: root") {
 		t.Errorf("root after upgrade:\n%s", q)
 	}
-	if err := s.Remove(ctx, labDev, res.Previous); err != nil {
+	if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 		t.Fatal(err)
 	}
 	l.assertClean(t)

@@ -60,11 +60,11 @@ func TestCraftedPacketsHeld(t *testing.T) {
 	ctx := context.Background()
 	spec := labSpec(rate)
 	spec.Ports = Ports(443)
-	res, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
+	_, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Remove(ctx, labDev, res.Previous) })
+	t.Cleanup(func() { _ = s.Remove(ctx, labDev, Previous{}) })
 	const dur = 3 * time.Second
 	for _, c := range []struct{ name, mode, dst string }{
 		{"tcp/443 with IP options", "tcp-ipopts", labDst4},

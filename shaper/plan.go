@@ -41,8 +41,23 @@ const (
 )
 
 // ShapingAlias marks a shaping device as ours: its interface alias is this
-// prefix followed by the name of the interface it serves.
-const ShapingAlias = "egressguard shaping device of "
+// prefix followed by the name of the interface it serves, and by
+// ClsactMark when Apply added the clsact qdisc of that interface, which
+// Remove then deletes once nothing else is on it. The device is created
+// before the clsact qdisc and deleted after it, so the mark outlives a crash
+// at any point.
+const (
+	ShapingAlias = "egressguard shaping device of "
+	ClsactMark   = "; clsact added"
+)
+
+// shapingAlias is the alias of the shaping device of iface.
+func shapingAlias(iface string, addedClsact bool) string {
+	if addedClsact {
+		return ShapingAlias + iface + ClsactMark
+	}
+	return ShapingAlias + iface
+}
 
 // ShapingDevice is the name of the ifb device that shapes iface: "eg-" and
 // the interface name when that fits in 15 bytes, else "eg-", the first 7

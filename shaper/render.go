@@ -14,7 +14,7 @@ func (p Plan) Render() string {
 	dev, ifb := p.Spec.Interface, p.Device
 	fmt.Fprintf(&b, "# scope %s: classify on %s %s, shape on %s\n", p.Spec.Scope, dev, p.Hook, ifb)
 	fmt.Fprintf(&b, "ip link add %s type ifb\n", ifb)
-	fmt.Fprintf(&b, "ip link set dev %s alias '%s%s'\n", ifb, ShapingAlias, dev)
+	fmt.Fprintf(&b, "ip link set dev %s alias '%s'\n", ifb, shapingAlias(dev, true))
 	fmt.Fprintf(&b, "ip link set dev %s up\n", ifb)
 	fmt.Fprintf(&b, "tc qdisc replace dev %s root handle %s %s\n", ifb, p.Root.Handle, p.Root.options())
 	c := p.Class

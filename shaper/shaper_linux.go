@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 
 	tc "github.com/florianl/go-tc"
@@ -23,8 +24,9 @@ type Shaper struct {
 	link *vnl.Handle   // the shaping device
 	log  *slog.Logger
 
-	writes int // kernel writes so far
-	failAt int // tests: when > 0, the write with this number fails
+	writes int  // kernel writes so far
+	failAt int  // tests: when > 0, the write with this number fails
+	crash  bool // tests: a failAt failure also skips the undo, as a kill -9 there would
 }
 
 // errInjected is what a write fails with when a test sets failAt.
@@ -142,7 +144,9 @@ func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (res ApplyRe
 	var undo undoStack
 	defer func() {
 		if err != nil {
-			err = undo.run(err)
+			if !(s.crash && errors.Is(err, errInjected)) {
+				err = undo.run(err)
+			}
 			res = ApplyResult{}
 		}
 	}()
@@ -161,7 +165,6 @@ func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (res ApplyRe
 		undo.push(func() error {
 			return s.write(fmt.Sprintf("delete clsact qdisc on %s", dev), func() error { return s.deleteQdisc(idx, HandleIngress, HandleClsact) })
 		})
-		res.Previous.CreatedClsact = true
 	}
 	if err := s.ensureClassifier(idx, p, ifb, st, &undo); err != nil {
 		return ApplyResult{}, err
@@ -181,32 +184,40 @@ func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (res ApplyRe
 	return res, nil
 }
 
-// ensureDevice creates the shaping device (ifb, our alias, up) unless ours
-// is there already, and returns its index.
+// ensureDevice creates the shaping device (ifb, up, then our alias) unless
+// ours is there already, and returns its index. The alias carries
+// ClsactMark when the interface has no clsact qdisc yet (Apply adds it
+// next). A device with our name and no alias is what a crash between the
+// two writes leaves; it is adopted.
 func (s *Shaper) ensureDevice(p Plan, st kernelState, undo *undoStack) (uint32, error) {
 	name := p.Device
-	if st.device != nil {
-		if st.device.Attrs().OperState != vnl.OperUp && st.device.Attrs().Flags&unix.IFF_UP == 0 {
-			if err := s.write("set "+name+" up", func() error { return s.link.LinkSetUp(st.device) }); err != nil {
-				return 0, err
-			}
+	alias := shapingAlias(p.Spec.Interface, st.clsact == "" || st.addedClsact)
+	l := st.device
+	if l == nil {
+		ifb := &vnl.Ifb{LinkAttrs: vnl.LinkAttrs{Name: name, TxQLen: 1000, Flags: net.FlagUp}}
+		if err := s.write("add ifb "+name, func() error { return s.link.LinkAdd(ifb) }); err != nil {
+			return 0, err
 		}
-		return uint32(st.device.Attrs().Index), nil
+		undo.push(func() error { return s.write("delete ifb "+name, func() error { return s.link.LinkDel(ifb) }) })
+		var err error
+		if l, err = s.link.LinkByName(name); err != nil {
+			return 0, fmt.Errorf("shaper: find %s: %w", name, err)
+		}
 	}
-	ifb := &vnl.Ifb{LinkAttrs: vnl.LinkAttrs{Name: name, TxQLen: 1000}}
-	if err := s.write("add ifb "+name, func() error { return s.link.LinkAdd(ifb) }); err != nil {
-		return 0, err
+	if old := l.Attrs().Alias; old != alias {
+		if err := s.write("set alias of "+name, func() error { return s.link.LinkSetAlias(l, alias) }); err != nil {
+			return 0, err
+		}
+		if st.device != nil {
+			undo.push(func() error {
+				return s.write("restore alias of "+name, func() error { return s.link.LinkSetAlias(l, old) })
+			})
+		}
 	}
-	undo.push(func() error { return s.write("delete ifb "+name, func() error { return s.link.LinkDel(ifb) }) })
-	l, err := s.link.LinkByName(name)
-	if err != nil {
-		return 0, fmt.Errorf("shaper: find %s: %w", name, err)
-	}
-	if err := s.write("set alias of "+name, func() error { return s.link.LinkSetAlias(l, ShapingAlias+p.Spec.Interface) }); err != nil {
-		return 0, err
-	}
-	if err := s.write("set "+name+" up", func() error { return s.link.LinkSetUp(l) }); err != nil {
-		return 0, err
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := s.write("set "+name+" up", func() error { return s.link.LinkSetUp(l) }); err != nil {
+			return 0, err
+		}
 	}
 	return uint32(l.Attrs().Index), nil
 }
@@ -330,10 +341,11 @@ func (s *Shaper) deleteClassifier(idx uint32, dev string, hook Hook) error {
 	})
 }
 
-// Remove deletes our classifier from iface, our shaping device, and the
-// clsact qdisc when prev says Apply created it and nothing else is left on
-// it; a root-HTB throttle of an earlier release is released and the root
-// qdisc prev names restored. What is not ours is left alone.
+// Remove deletes our classifier from iface, the clsact qdisc when our
+// shaping device says Apply added it and nothing else is on it, then the
+// shaping device; a root-HTB throttle of an earlier release is released
+// and the root qdisc prev names restored. What is not ours is left alone.
+// Interrupted at any point, a second Remove finishes the job.
 func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -353,13 +365,14 @@ func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error 
 			return err
 		}
 	}
-	if st.device != nil {
-		if err := s.write("delete ifb "+st.device.Attrs().Name, func() error { return s.link.LinkDel(st.device) }); err != nil {
+	dropClsact := st.clsact == "clsact" && st.addedClsact && st.foreignFilters == 0
+	if dropClsact {
+		if err := s.write(fmt.Sprintf("delete clsact qdisc on %s", iface), func() error { return s.deleteQdisc(idx, HandleIngress, HandleClsact) }); err != nil {
 			return err
 		}
 	}
-	if st.clsact == "clsact" && prev.CreatedClsact && st.foreignFilters == 0 {
-		if err := s.write(fmt.Sprintf("delete clsact qdisc on %s", iface), func() error { return s.deleteQdisc(idx, HandleIngress, HandleClsact) }); err != nil {
+	if st.device != nil {
+		if err := s.write("delete ifb "+st.device.Attrs().Name, func() error { return s.link.LinkDel(st.device) }); err != nil {
 			return err
 		}
 	}
@@ -368,6 +381,6 @@ func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error 
 			return err
 		}
 	}
-	s.log.Info("shaper removed", "interface", iface, "legacy_root_restored", st.legacy, "clsact_deleted", prev.CreatedClsact && st.foreignFilters == 0)
+	s.log.Info("shaper removed", "interface", iface, "legacy_root_restored", st.legacy, "clsact_deleted", dropClsact)
 	return nil
 }

@@ -74,12 +74,12 @@ func TestApplyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Installed || !res.Changed || !res.Previous.CreatedClsact {
-		t.Fatalf("Apply = %+v, want a fresh install that created clsact", res)
+	if !res.Installed || !res.Changed {
+		t.Fatalf("Apply = %+v, want a fresh install", res)
 	}
 	// iproute2 is the oracle: device, alias, htb, class, leaf, classifier.
 	link := nsRun(t, l.node, "ip", "-d", "link", "show", "eg-up0")
-	for _, want := range []string{"ifb", "alias " + ShapingAlias + labDev, "UP"} {
+	for _, want := range []string{"ifb", "alias " + ShapingAlias + labDev + ClsactMark, "UP"} {
 		if !strings.Contains(link, want) {
 			t.Errorf("ip link show eg-up0 lacks %q:\n%s", want, link)
 		}
@@ -109,7 +109,7 @@ func TestApplyLayout(t *testing.T) {
 	if res, err := s.Apply(ctx, p, ApplyOptions{}); err != nil || res.Changed || res.Installed {
 		t.Fatalf("re-Apply = %+v, %v; want no change", res, err)
 	}
-	if err := s.Remove(ctx, labDev, res.Previous); err != nil {
+	if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 		t.Fatal(err)
 	}
 	l.assertClean(t)
@@ -145,14 +145,14 @@ func TestForeignSetupsUntouched(t *testing.T) {
 			before := l.foreign(t)
 			s := l.open(t)
 			ctx := context.Background()
-			res, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{})
+			_, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if during := l.foreign(t); during != before {
 				t.Errorf("throttled: foreign setup changed\nbefore:\n%s\nduring:\n%s", before, during)
 			}
-			if err := s.Remove(ctx, labDev, res.Previous); err != nil {
+			if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 				t.Fatal(err)
 			}
 			if after := l.foreign(t); after != before {
@@ -210,13 +210,10 @@ func TestApplyAllOrNothing(t *testing.T) {
 	}{{"install", nil, first}, {"update", &first, next}} {
 		for failAt := 1; ; failAt++ {
 			s := l.open(t)
-			var prev Previous
 			if tc.setup != nil {
-				res, err := s.Apply(ctx, *tc.setup, ApplyOptions{})
-				if err != nil {
+				if _, err := s.Apply(ctx, *tc.setup, ApplyOptions{}); err != nil {
 					t.Fatal(err)
 				}
-				prev = res.Previous
 			}
 			before := state()
 			s.writes, s.failAt = 0, failAt
@@ -227,7 +224,7 @@ func TestApplyAllOrNothing(t *testing.T) {
 					t.Fatalf("%s: no kernel write", tc.name)
 				}
 				t.Logf("%s: %d writes, each made to fail in turn", tc.name, failAt-1)
-				if err := s.Remove(ctx, labDev, Previous{CreatedClsact: true}); err != nil {
+				if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 					t.Fatal(err)
 				}
 				break
@@ -239,11 +236,105 @@ func TestApplyAllOrNothing(t *testing.T) {
 				t.Fatalf("%s, write %d failed and left\n%s\nwas\n%s", tc.name, failAt, after, before)
 			}
 			if tc.setup != nil {
-				if err := s.Remove(ctx, labDev, prev); err != nil {
+				if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 					t.Fatal(err)
 				}
 			}
 			l.assertClean(t)
 		}
+	}
+}
+
+// TestCrashAtEveryWrite stops an install, an update and a removal at each
+// of their kernel writes without undoing anything, as a kill -9 there would;
+// a new Shaper then repairs: Apply completes the layout exactly as an
+// uninterrupted install makes it, and Remove leaves nothing, the clsact
+// qdisc included (the shaping device's alias says it was ours).
+func TestCrashAtEveryWrite(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t, 1)
+	ctx := context.Background()
+	first := mustPlan(t, labSpec(1_000_000), Features{})
+	second := labSpec(3_000_000)
+	second.Protocols, second.Ports = []string{"udp", "icmp"}, nil
+	next := mustPlan(t, second, Features{})
+	view := func() string {
+		out := nsRun(t, l.node, "ip", "-d", "link", "show", "eg-up0") + nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev) +
+			nsRun(t, l.node, "tc", "filter", "show", "dev", labDev, "egress")
+		for _, obj := range []string{"qdisc", "class"} {
+			out += nsRun(t, l.node, "tc", obj, "show", "dev", "eg-up0")
+		}
+		return regexp.MustCompile(`(?m)^\d+: |link/ether \S+|ifindex \d+|numtxqueues.*$|direct_packets_stat \d+|index \d+ `).ReplaceAllString(out, "")
+	}
+	// The layouts an uninterrupted install of each Plan makes.
+	clean := l.open(t)
+	want := map[*Plan]string{}
+	for _, p := range []*Plan{&first, &next} {
+		if _, err := clean.Apply(ctx, *p, ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want[p] = view()
+		if err := clean.Remove(ctx, labDev, Previous{}); err != nil {
+			t.Fatal(err)
+		}
+		l.assertClean(t)
+	}
+	assertNothing := func(what string) {
+		t.Helper()
+		l.assertClean(t)
+		if q := nsRun(t, l.node, "tc", "qdisc", "show", "dev", labDev); strings.Contains(q, "clsact") {
+			t.Fatalf("%s: clsact left behind:\n%s", what, q)
+		}
+	}
+	for _, c := range []struct {
+		name        string
+		setup, plan *Plan
+	}{{"install", nil, &first}, {"update", &first, &next}} {
+		for n := 1; ; n++ {
+			s := l.open(t)
+			if c.setup != nil {
+				if _, err := s.Apply(ctx, *c.setup, ApplyOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.writes, s.failAt, s.crash = 0, n, true
+			_, err := s.Apply(ctx, *c.plan, ApplyOptions{})
+			s.failAt = 0
+			if err == nil {
+				t.Logf("%s: crashed at each of %d writes, repaired each time", c.name, n-1)
+				if err := s.Remove(ctx, labDev, Previous{}); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+			// The next start repairs: the same Apply completes the layout.
+			if _, err := l.open(t).Apply(ctx, *c.plan, ApplyOptions{}); err != nil {
+				t.Fatalf("%s, crash at write %d: repair: %v", c.name, n, err)
+			}
+			if got := view(); got != want[c.plan] {
+				t.Fatalf("%s, crash at write %d: repaired layout\n%s\nwant\n%s", c.name, n, got, want[c.plan])
+			}
+			// A crash at that point followed by a release leaves nothing.
+			if err := l.open(t).Remove(ctx, labDev, Previous{}); err != nil {
+				t.Fatal(err)
+			}
+			assertNothing(c.name)
+		}
+	}
+	// A removal stopped at each of its writes is finished by the next one.
+	for n := 1; ; n++ {
+		s := l.open(t)
+		if _, err := s.Apply(ctx, first, ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.writes, s.failAt, s.crash = 0, n, true
+		if err := s.Remove(ctx, labDev, Previous{}); err == nil {
+			t.Logf("remove: crashed at each of %d writes, finished each time", n-1)
+			break
+		}
+		if err := l.open(t).Remove(ctx, labDev, Previous{}); err != nil {
+			t.Fatalf("remove, crash at write %d: second remove: %v", n, err)
+		}
+		assertNothing("remove")
 	}
 }

@@ -19,6 +19,7 @@ type kernelState struct {
 	foreignAtPrio  map[Hook]string // kind of someone else's filter at our prio
 	foreignFilters int             // filters on the hooks that are not ours
 	device         vnl.Link        // our shaping device, nil when absent
+	addedClsact    bool            // the device's alias says we added the clsact qdisc
 	deviceForeign  string          // type of a device that has our device's name but is not ours
 }
 
@@ -90,8 +91,9 @@ func (s *Shaper) readState(idx uint32, dev string) (kernelState, error) {
 	case errors.As(err, &notFound):
 	case err != nil:
 		return st, fmt.Errorf("shaper: find %s: %w", ShapingDevice(dev), err)
-	case l.Type() == "ifb" && l.Attrs().Alias == ShapingAlias+dev:
-		st.device = l
+	case l.Type() == "ifb" && (l.Attrs().Alias == "" || l.Attrs().Alias == shapingAlias(dev, false) || l.Attrs().Alias == shapingAlias(dev, true)):
+		// No alias: a crash came between creating the device and naming it.
+		st.device, st.addedClsact = l, l.Attrs().Alias == shapingAlias(dev, true)
 	default:
 		st.deviceForeign = l.Type()
 	}

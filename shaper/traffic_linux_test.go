@@ -52,8 +52,7 @@ func TestThrottleHoldsEachSignature(t *testing.T) {
 	flood := func(args ...string) []string {
 		return append([]string{synflood, "-rate", "20000", "-duration", "3s", "-dst", "198.18.0.0/24"}, args...)
 	}
-	var prev Previous
-	t.Cleanup(func() { _ = s.Remove(ctx, labDev, prev) })
+	t.Cleanup(func() { _ = s.Remove(ctx, labDev, Previous{}) })
 	for _, c := range []struct {
 		name      string
 		scope     Scope
@@ -74,12 +73,8 @@ func TestThrottleHoldsEachSignature(t *testing.T) {
 			if c.scope == ScopeSource {
 				spec.Sources = named
 			}
-			res, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
-			if err != nil {
+			if _, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{}); err != nil {
 				t.Fatal(err)
-			}
-			if res.Installed {
-				prev = res.Previous
 			}
 			bps, seen := l.held(t, c.send)
 			t.Logf("throttled class: %.3f Mbit/s at rate %.1f Mbit/s (%d packets seen)", bps/1e6, float64(rate)/1e6, seen)
@@ -163,15 +158,15 @@ func TestUnthrottledTrafficKeepsItsSpeed(t *testing.T) {
 	}
 	apply := func(spec Spec) func() {
 		return func() {
-			res, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
+			_, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = s.Remove(ctx, labDev, res.Previous) })
+			t.Cleanup(func() { _ = s.Remove(ctx, labDev, Previous{}) })
 		}
 	}
 	remove := func() {
-		if err := s.Remove(ctx, labDev, Previous{CreatedClsact: true}); err != nil {
+		if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -227,11 +222,11 @@ func TestUpdateLeavesNoUnshapedWindow(t *testing.T) {
 	bSpec := labSpec(2_000_000)
 	bSpec.Protocols, bSpec.Ports = []string{"udp"}, Ports(443, 8443)
 	b := mustPlan(t, bSpec, Features{})
-	res, err := s.Apply(ctx, a, ApplyOptions{})
+	_, err := s.Apply(ctx, a, ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Remove(ctx, labDev, res.Previous) })
+	t.Cleanup(func() { _ = s.Remove(ctx, labDev, Previous{}) })
 	for _, c := range []string{
 		"add table inet egs", "add chain inet egs in { type filter hook prerouting priority 0; }",
 		"add rule inet egs in udp dport 443 counter",
@@ -338,12 +333,11 @@ func TestPortScopeThrottlesOneSpoofingVM(t *testing.T) {
 	ctx := context.Background()
 	const rate = 5_000_000
 	spec := Spec{Interface: "vnet1", Scope: ScopePort, Rate: rate, Protocols: []string{"tcp", "udp"}}
-	res, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{})
-	if err != nil {
+	if _, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := s.Remove(ctx, "vnet1", res.Previous); err != nil {
+		if err := s.Remove(ctx, "vnet1", Previous{}); err != nil {
 			t.Error(err)
 		}
 		if out := nsRun(t, b.node, "ip", "-o", "link", "show", "type", "ifb"); strings.TrimSpace(out) != "" {

@@ -81,8 +81,8 @@ func (c *Controller) Install(ctx context.Context, r Request) (state.Mitigation, 
 		if !existed {
 			m = state.Mitigation{Interface: r.Spec.Interface, Since: c.Now(), Reason: r.Reason}
 		}
-		if res.Installed || res.ReleasedLegacy {
-			m.Previous = res.Previous
+		if res.ReleasedLegacy {
+			m.Previous = shaper.Previous{} // restored; nothing is left to restore
 		}
 		m.Scope = r.Spec.Scope
 		m.Sources = r.Spec.Sources
@@ -102,7 +102,7 @@ func (c *Controller) Install(ctx context.Context, r Request) (state.Mitigation, 
 			if !res.Installed {
 				return fmt.Errorf("%s: %w: %w", r.Spec.Interface, ErrRecord, err)
 			}
-			if rerr := c.Kernel.Remove(ctx, r.Spec.Interface, res.Previous); rerr != nil {
+			if rerr := c.Kernel.Remove(ctx, r.Spec.Interface, shaper.Previous{}); rerr != nil {
 				return fmt.Errorf("%s: %w: %w (undo: %w)", r.Spec.Interface, ErrRecord, err, rerr)
 			}
 			return err

@@ -15,25 +15,27 @@ import (
 	"github.com/egressguard/egressguard/shaper"
 )
 
-// fakeKernel holds one interface's root: ours or the previous kind.
+// fakeKernel holds one interface. root is "htb" while a layout of ours is
+// on it (the clsact layout, or with legacy the root-HTB throttle of an
+// earlier release), else the interface's root kind.
 type fakeKernel struct {
-	root     string // "htb" when ours
+	root     string
+	legacy   bool
+	told     []shaper.Previous // what each Apply was told about a legacy throttle
 	removed  []shaper.Previous
 	onApply  func() // runs after the kernel changed
 	onRemove func() // runs after the kernel changed
 	rate     uint64 // of the throttled class, read back by Inspect
 }
 
-func (k *fakeKernel) Apply(context.Context, shaper.Plan, shaper.ApplyOptions) (shaper.ApplyResult, error) {
+func (k *fakeKernel) Apply(_ context.Context, _ shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error) {
 	if k.onApply != nil {
 		defer k.onApply()
 	}
-	if k.root == "htb" {
-		return shaper.ApplyResult{Changed: true}, nil
-	}
-	prev := shaper.Previous{Kind: k.root}
-	k.root = "htb"
-	return shaper.ApplyResult{Previous: prev, Installed: true, Changed: true}, nil
+	k.told = append(k.told, o.Legacy)
+	res := shaper.ApplyResult{Installed: k.root != "htb" || k.legacy, Changed: true, ReleasedLegacy: k.legacy}
+	k.root, k.legacy = "htb", false
+	return res, nil
 }
 
 func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) error {
@@ -41,7 +43,7 @@ func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) e
 		defer k.onRemove()
 	}
 	k.removed = append(k.removed, prev)
-	k.root = prev.Kind
+	k.root, k.legacy = prev.Kind, false
 	if k.root == "" {
 		k.root = "noqueue"
 	}
@@ -49,7 +51,7 @@ func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) e
 }
 
 func (k *fakeKernel) Inspect(context.Context, string) (shaper.Installed, error) {
-	return shaper.Installed{Ours: k.root == "htb", RootKind: k.root, Rate: k.rate}, nil
+	return shaper.Installed{Ours: k.root == "htb", Legacy: k.legacy, RootKind: k.root, Rate: k.rate}, nil
 }
 
 // Roots reports lo, the one interface the fake holds, and eth9 with the
@@ -78,25 +80,35 @@ func spec(rate uint64) shaper.Spec {
 	return shaper.Spec{Interface: "lo", Rate: rate, Scope: shaper.ScopeNode, Ports: shaper.Ports(443), Protocols: []string{"tcp"}}
 }
 
-func TestReapplyKeepsWhatWasReplaced(t *testing.T) {
-	c, k := newController(t, "pfifo_fast")
+// TestUpgradeReleasesTheLegacyThrottle: a record of an earlier release
+// names the root its root-HTB throttle replaced; the next Install hands it
+// to the kernel, which restores that root, and the record forgets it.
+func TestUpgradeReleasesTheLegacyThrottle(t *testing.T) {
+	c, k := newController(t, "htb")
+	k.legacy = true
 	ctx := context.Background()
 	exp := c.Now().Add(time.Hour)
-	if _, err := c.Install(ctx, Request{Spec: spec(1e6), Reason: policy.ReasonManual, Expires: exp}); err != nil {
+	var st state.State
+	st.Put(state.Mitigation{Interface: "lo", Reason: policy.ReasonDetector, Owners: []string{string(policy.ReasonDetector)},
+		Previous: shaper.Previous{Kind: "pfifo_fast"}, Expires: exp})
+	if err := c.Store.Save(st); err != nil {
 		t.Fatal(err)
 	}
 	m, err := c.Install(ctx, Request{Spec: spec(2e6), Reason: policy.ReasonWebhook, Expires: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Previous.Kind != "pfifo_fast" || m.RateBps != 2e6 || len(m.Owners) != 2 {
-		t.Fatalf("after an update: %+v; want previous pfifo_fast kept, new rate, both owners", m)
+	if len(k.told) != 1 || k.told[0].Kind != "pfifo_fast" || k.legacy {
+		t.Fatalf("Apply told %+v, legacy left %v; want the recorded pfifo_fast handed over and the old throttle released", k.told, k.legacy)
+	}
+	if m.Previous.Kind != "" || m.RateBps != 2e6 || len(m.Owners) != 2 {
+		t.Fatalf("after the upgrade: %+v; want no previous root left, the new rate, both owners", m)
 	}
 	if err := c.Unthrottle(ctx, "lo"); err != nil {
 		t.Fatal(err)
 	}
-	if k.root != "pfifo_fast" {
-		t.Fatalf("root after unthrottle = %s, want pfifo_fast restored", k.root)
+	if len(k.removed) != 1 || k.removed[0].Kind != "" || k.root != "noqueue" {
+		t.Fatalf("removed with %+v, root %s; want the new layout removed, nothing left to restore", k.removed, k.root)
 	}
 	if err := c.Unthrottle(ctx, "lo"); !errors.Is(err, ErrNotThrottled) {
 		t.Fatalf("second unthrottle: %v, want ErrNotThrottled", err)
