@@ -42,26 +42,33 @@ func (l lab) iperfServer(t testing.TB, addr string, port int) {
 }
 
 // iperf runs an iperf3 client in the node namespace and returns the
-// receiver-side throughput in bit/s.
+// receiver-side throughput in bit/s. A server still closing the previous
+// test answers "busy"; the client then tries again.
 func (l lab) iperf(t testing.TB, dst string, port int, extra ...string) float64 {
 	t.Helper()
 	args := append([]string{"netns", "exec", l.node, "iperf3", "-J", "-c", dst, "-p", strconv.Itoa(port)}, extra...)
-	out, _ := exec.Command("ip", args...).Output() // iperf3 -J reports errors in the JSON
-	var r struct {
-		Error string `json:"error"`
-		End   struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
+	for try := 0; ; try++ {
+		out, _ := exec.Command("ip", args...).Output() // iperf3 -J reports errors in the JSON
+		var r struct {
+			Error string `json:"error"`
+			End   struct {
+				SumReceived struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("iperf3 %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if strings.Contains(r.Error, "busy") && try < 20 {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		if r.Error != "" {
+			t.Fatalf("iperf3 %s: %s", strings.Join(args, " "), r.Error)
+		}
+		return r.End.SumReceived.BitsPerSecond
 	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("iperf3 %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	if r.Error != "" {
-		t.Fatalf("iperf3 %s: %s", strings.Join(args, " "), r.Error)
-	}
-	return r.End.SumReceived.BitsPerSecond
 }
 
 func (l lab) addTargets(t testing.TB) {

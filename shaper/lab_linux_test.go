@@ -51,19 +51,15 @@ func nsFD(t testing.TB, ns string) int {
 }
 
 // lab is internal/lab's namespace pair: a "node" whose uplink veth (labDev)
-// leads to an "internet" namespace (peer labPeer, address labGateway4) that
-// owns 198.18.0.0/15 and 2001:db8:ff::/48.
+// leads to an "internet" namespace that owns 198.18.0.0/15 and
+// 2001:db8:ff::/48.
 type lab struct{ node, inet string }
 
-const (
-	labDev  = eglab.Uplink
-	labPeer = "wan0"
-)
+const labDev = eglab.Uplink
 
 var (
-	labDst4     = eglab.Dst4.String()
-	labDst6     = eglab.Dst6.String()
-	labGateway4 = eglab.Gateway4.String()
+	labDst4 = eglab.Dst4.String()
+	labDst6 = eglab.Dst6.String()
 )
 
 // labSources are the node's own uplink addresses as a source-scope Spec

@@ -2,8 +2,6 @@ package shaper
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	eglab "github.com/egressguard/egressguard/internal/lab"
 )
 
 // requireTraffic skips the tests that send real packets for seconds.
@@ -48,7 +48,8 @@ func TestThrottleHoldsEachSignature(t *testing.T) {
 	s := l.open(t)
 	ctx := context.Background()
 	const rate = 2_000_000
-	named := []netip.Prefix{netip.MustParsePrefix("10.99.0.1/32")}
+	named := labSources()
+	self, other := eglab.NodeAddr4.String(), eglab.NodeAddr4.Next().String()
 	flood := func(args ...string) []string {
 		return append([]string{synflood, "-rate", "20000", "-duration", "3s", "-dst", "198.18.0.0/24"}, args...)
 	}
@@ -64,9 +65,9 @@ func TestThrottleHoldsEachSignature(t *testing.T) {
 		{"node: udp to any port", ScopeNode, []string{"udp"}, flood("-udp", "-size", "1000", "-ports", "9,4444,53535"), true},
 		{"node: icmp", ScopeNode, []string{"icmp"}, []string{craft, "icmp", "-dst", labDst4, "-size", "1000", "-for", "3s"}, true},
 		{"node: icmpv6", ScopeNode, []string{"icmp"}, []string{craft, "icmp", "-dst", labDst6, "-size", "1000", "-for", "3s"}, true},
-		{"source: udp from the named source", ScopeSource, []string{"udp"}, flood("-udp", "-size", "1000", "-ports", "9", "-src", "10.99.0.1"), true},
-		{"source: tcp SYN from the named source", ScopeSource, []string{"tcp"}, flood("-ports", "1000,5000", "-src", "10.99.0.1"), true},
-		{"source: udp from another source is not classified", ScopeSource, []string{"udp"}, flood("-udp", "-size", "1000", "-ports", "9", "-src", "10.99.0.5"), false},
+		{"source: udp from the named source", ScopeSource, []string{"udp"}, flood("-udp", "-size", "1000", "-ports", "9", "-src", self), true},
+		{"source: tcp SYN from the named source", ScopeSource, []string{"tcp"}, flood("-ports", "1000,5000", "-src", self), true},
+		{"source: udp from another source is not classified", ScopeSource, []string{"udp"}, flood("-udp", "-size", "1000", "-ports", "9", "-src", other), false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := Spec{Interface: labDev, Scope: c.scope, Rate: rate, Protocols: c.protocols}
@@ -266,40 +267,6 @@ func TestUpdateLeavesNoUnshapedWindow(t *testing.T) {
 	}
 }
 
-// bridgeLab is a hypervisor: the node namespace bridges two VM ports
-// (vnet1, vnet2, veths into namespaces vm1 and vm2) with its uplink up0,
-// whose far end in the internet namespace routes the lab ranges.
-type bridgeLab struct{ node, inet, vm1, vm2 string }
-
-func newBridgeLab(t testing.TB) bridgeLab {
-	t.Helper()
-	b := bridgeLab{node: newNS(t), inet: newNS(t), vm1: newNS(t), vm2: newNS(t)}
-	cmds := [][]string{
-		{"-n", b.node, "link", "add", "br0", "type", "bridge"},
-		{"-n", b.node, "link", "add", labDev, "type", "veth", "peer", "name", "down0", "netns", b.inet},
-		{"-n", b.node, "link", "add", "vnet1", "type", "veth", "peer", "name", "eth0", "netns", b.vm1},
-		{"-n", b.node, "link", "add", "vnet2", "type", "veth", "peer", "name", "eth0", "netns", b.vm2},
-		{"-n", b.inet, "addr", "add", "10.77.0.254/24", "dev", "down0"},
-		{"-n", b.inet, "link", "set", "down0", "up"},
-		{"-n", b.inet, "route", "add", "local", "198.18.0.0/15", "dev", "lo"},
-		{"-n", b.inet, "addr", "add", labDst4 + "/32", "dev", "lo"},
-	}
-	for i, vm := range []string{b.vm1, b.vm2} {
-		cmds = append(cmds,
-			[]string{"-n", vm, "addr", "add", fmt.Sprintf("10.77.0.%d/24", i+1), "dev", "eth0"},
-			[]string{"-n", vm, "link", "set", "eth0", "up"},
-			[]string{"-n", vm, "route", "add", "default", "via", "10.77.0.254"})
-	}
-	for _, dev := range []string{labDev, "vnet1", "vnet2"} {
-		cmds = append(cmds, []string{"-n", b.node, "link", "set", dev, "master", "br0"}, []string{"-n", b.node, "link", "set", dev, "up"})
-	}
-	cmds = append(cmds, []string{"-n", b.node, "link", "set", "br0", "up"})
-	for _, c := range cmds {
-		run(t, "ip", c...)
-	}
-	return b
-}
-
 // TestPortScopeThrottlesOneSpoofingVM: vm1 floods UDP with spoofed source
 // addresses (a scope source throttle could name none of them); a port
 // throttle on vnet1's ingress holds it to 1.1x the rate, while vm2's
@@ -308,47 +275,35 @@ func newBridgeLab(t testing.TB) bridgeLab {
 func TestPortScopeThrottlesOneSpoofingVM(t *testing.T) {
 	requireTraffic(t)
 	synflood := buildTool(t, "synflood")
-	b := newBridgeLab(t)
-	srv := exec.Command("ip", "netns", "exec", b.inet, "iperf3", "-s", "-B", labDst4, "-p", "443")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
+	hv := eglab.NewTWith(t, "egs", eglab.Options{VMs: 2})
+	l := lab{node: hv.Node, inet: hv.Inet}
+	l.addTargets(t)
+	l.iperfServer(t, labDst4, 443)
+	vm1, vm2 := hv.VMs[0], hv.VMs[1]
+	vm2Rate := func() float64 {
+		return median3(func() float64 { return lab{node: vm2.NS}.iperf(t, labDst4, 443, "-t", "2") })
 	}
-	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-	vm2 := func() float64 {
-		return median3(func() float64 { return lab{node: b.vm2}.iperf(t, labDst4, 443, "-t", "2") })
-	}
-	time.Sleep(300 * time.Millisecond)
-	before := vm2()
-
-	f, err := os.Open("/run/netns/" + b.node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	s, err := Open(Options{NetNS: int(f.Fd())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	before := vm2Rate()
+	s := l.open(t)
 	ctx := context.Background()
 	const rate = 5_000_000
-	spec := Spec{Interface: "vnet1", Scope: ScopePort, Rate: rate, Protocols: []string{"tcp", "udp"}}
+	spec := Spec{Interface: vm1.Port, Scope: ScopePort, Rate: rate, Protocols: []string{"tcp", "udp"}}
 	if _, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
-		if err := s.Remove(ctx, "vnet1", Previous{}); err != nil {
+		if err := s.Remove(ctx, vm1.Port, Previous{}); err != nil {
 			t.Error(err)
 		}
-		if out := nsRun(t, b.node, "ip", "-o", "link", "show", "type", "ifb"); strings.TrimSpace(out) != "" {
+		if out := nsRun(t, l.node, "ip", "-o", "link", "show", "type", "ifb"); strings.TrimSpace(out) != "" {
 			t.Errorf("ifb left behind:\n%s", out)
 		}
 	}()
-	if f := nsRun(t, b.node, "tc", "filter", "show", "dev", "vnet1", "ingress"); !strings.Contains(f, "Egress Redirect to device eg-vnet1") {
-		t.Fatalf("no classifier on vnet1 ingress:\n%s", f)
+	if f := nsRun(t, l.node, "tc", "filter", "show", "dev", vm1.Port, "ingress"); !strings.Contains(f, "Egress Redirect to device "+ShapingDevice(vm1.Port)) {
+		t.Fatalf("no classifier on %s ingress:\n%s", vm1.Port, f)
 	}
 	stats := func() (bytes, seen uint64) {
-		out := nsRun(t, b.node, "tc", "-s", "class", "show", "dev", "eg-vnet1", "classid", "e9:10")
+		out := nsRun(t, l.node, "tc", "-s", "class", "show", "dev", ShapingDevice(vm1.Port), "classid", ThrottledClass.String())
 		m := reSent.FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no counters:\n%s", out)
@@ -360,14 +315,14 @@ func TestPortScopeThrottlesOneSpoofingVM(t *testing.T) {
 	}
 	b0, s0 := stats()
 	start := time.Now()
-	flood := exec.Command("ip", "netns", "exec", b.vm1, synflood, "-udp", "-size", "1000", "-rate", "20000", "-duration", "8s",
+	flood := exec.Command("ip", "netns", "exec", vm1.NS, synflood, "-udp", "-size", "1000", "-rate", "20000", "-duration", "8s",
 		"-dst", "198.18.0.0/24", "-ports", "443,9", "-spoof", "10.200.0.0/16")
 	if err := flood.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = flood.Process.Kill(); _ = flood.Wait() })
 	time.Sleep(300 * time.Millisecond)
-	during := vm2()
+	during := vm2Rate()
 	if err := flood.Wait(); err != nil {
 		t.Fatal(err)
 	}
