@@ -9,17 +9,16 @@ import (
 	"github.com/egressguard/egressguard/agent/policy"
 )
 
-// execute carries out the policy's decisions, in order; force replaces a
-// foreign root qdisc (an operator's --force). A decision is done only when
+// execute carries out the policy's decisions, in order. A decision is done only when
 // the kernel and the state file agree. When the kernel refuses, the policy
 // is put back to match what the kernel still holds, and the kernel's error
 // is returned; when the kernel changed but the record could not be written
 // (control.ErrRecord), the policy keeps what the kernel holds and repair
 // rewrites the record on the next interval. Errors are logged and counted.
-func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool, before policy.Snapshot) error {
+func (a *Agent) execute(ctx context.Context, ds []policy.Decision, before policy.Snapshot) error {
 	var errs []error
 	for _, d := range ds {
-		err := a.act(ctx, d, force)
+		err := a.act(ctx, d)
 		if err == nil {
 			continue
 		}
@@ -37,17 +36,17 @@ func (a *Agent) execute(ctx context.Context, ds []policy.Decision, force bool, b
 }
 
 // decide runs one policy call and carries out its decisions (see execute).
-func (a *Agent) decide(ctx context.Context, force bool, call func() ([]policy.Decision, error)) ([]policy.Decision, error) {
+func (a *Agent) decide(ctx context.Context, call func() ([]policy.Decision, error)) ([]policy.Decision, error) {
 	before := a.engine.Snapshot()
 	ds, err := call()
 	if err != nil {
 		return nil, err
 	}
-	return ds, a.execute(ctx, ds, force, before)
+	return ds, a.execute(ctx, ds, before)
 }
 
 // act carries out one decision.
-func (a *Agent) act(ctx context.Context, d policy.Decision, force bool) error {
+func (a *Agent) act(ctx context.Context, d policy.Decision) error {
 	switch d.Action {
 	case policy.ActionThrottle, policy.ActionUpdate:
 		m := d.Mitigation

@@ -27,7 +27,7 @@ import (
 
 func manualThrottle(t *testing.T, a *Agent, iface string, rate uint64) (policy.Decision, error) {
 	t.Helper()
-	return a.Request(context.Background(), policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: iface, RateBps: rate}, false)
+	return a.Request(context.Background(), policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: iface, RateBps: rate})
 }
 
 func recorded(t *testing.T, a *Agent) []state.Mitigation {

@@ -99,7 +99,7 @@ func (a *Agent) Tick(ctx context.Context) {
 	}
 	a.retryReapply(ctx)
 	before := a.engine.Snapshot()
-	a.execute(ctx, a.engine.Step(now, obs), false, before)
+	a.execute(ctx, a.engine.Step(now, obs), before)
 	a.repair(ctx)
 }
 

@@ -71,7 +71,7 @@ func (a *Agent) repair(ctx context.Context) {
 			ds = append(ds, policy.Decision{Action: policy.ActionRelease, Interface: rec.Interface, Detail: "release a stale record"})
 		}
 	}
-	if err := a.execute(ctx, ds, false, before); err != nil {
+	if err := a.execute(ctx, ds, before); err != nil {
 		a.recordStale = true
 	}
 }

@@ -8,15 +8,14 @@ import (
 )
 
 // Request passes a webhook or manual throttle (its rate included) through
-// the policy and acts on its decision; force replaces a foreign root qdisc
-// (an operator's --force). A malformed request is an error and changes
+// the policy and acts on its decision. A malformed request is an error and changes
 // nothing. When the kernel or the record refuses the action, the error says
 // why and the policy is left as the kernel is (see execute).
-func (a *Agent) Request(ctx context.Context, r policy.Request, force bool) (policy.Decision, error) {
+func (a *Agent) Request(ctx context.Context, r policy.Request) (policy.Decision, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var d policy.Decision
-	_, err := a.decide(ctx, force, func() ([]policy.Decision, error) {
+	_, err := a.decide(ctx, func() ([]policy.Decision, error) {
 		// An interface the agent does not watch is refused before the
 		// policy sees it: the loopback, or a bridge an alert's device label
 		// names.
@@ -38,7 +37,7 @@ func (a *Agent) Request(ctx context.Context, r policy.Request, force bool) (poli
 func (a *Agent) Release(ctx context.Context, id, iface string) ([]policy.Decision, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.decide(ctx, false, func() ([]policy.Decision, error) {
+	return a.decide(ctx, func() ([]policy.Decision, error) {
 		return a.engine.Release(a.now(), id, iface), nil
 	})
 }

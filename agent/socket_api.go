@@ -13,7 +13,6 @@ type ThrottleRequest struct {
 	Ports      []uint16       `json:"ports,omitempty"`
 	Sources    []netip.Prefix `json:"sources,omitempty"`
 	TTLSeconds float64        `json:"ttl_seconds"`
-	Force      bool           `json:"force"`
 }
 
 // UnthrottleRequest is the CLI's unthrottle sent over the unix socket.

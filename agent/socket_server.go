@@ -117,7 +117,7 @@ func (a *Agent) serveThrottle(w http.ResponseWriter, r *http.Request) {
 	}
 	// A client that hangs up does not stop an action halfway: the policy and
 	// the kernel must end up agreeing either way.
-	d, err := a.Request(context.WithoutCancel(r.Context()), pr, req.Force)
+	d, err := a.Request(context.WithoutCancel(r.Context()), pr)
 	if err != nil {
 		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 		return

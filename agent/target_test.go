@@ -21,7 +21,7 @@ func TestUnwatchedTargetsRefused(t *testing.T) {
 		if !errors.Is(err, policy.ErrRefused) {
 			t.Errorf("webhook for %s: %v, want a refusal", iface, err)
 		}
-		d, err := a.Request(ctx, policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: iface}, false)
+		d, err := a.Request(ctx, policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: iface})
 		if err != nil || d.Action != policy.ActionRefuse || d.RefusedBecause != policy.RefusedTarget {
 			t.Errorf("manual request for %s: %+v, %v; want refused because target", iface, d, err)
 		}
@@ -29,7 +29,7 @@ func TestUnwatchedTargetsRefused(t *testing.T) {
 	if kern.applies != 0 {
 		t.Errorf("%d applies, want none", kern.applies)
 	}
-	d, err := a.Request(ctx, policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: "up0"}, false)
+	d, err := a.Request(ctx, policy.Request{ID: "manual", Reason: policy.ReasonManual, Interface: "up0"})
 	if err != nil || d.Action == policy.ActionRefuse {
 		t.Errorf("the watched up0: %+v, %v; want it throttled", d, err)
 	}

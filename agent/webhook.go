@@ -77,7 +77,7 @@ func (s webhookSink) Mitigate(ctx context.Context, r alerts.Request) error {
 			errs = append(errs, fmt.Errorf("%s: %w: %w", iface, err, policy.ErrRefused))
 			continue
 		}
-		d, err := s.a.Request(ctx, req, false)
+		d, err := s.a.Request(ctx, req)
 		switch {
 		case errors.Is(err, shaper.ErrForeign):
 			errs = append(errs, fmt.Errorf("%w: %w", err, policy.ErrRefused))
