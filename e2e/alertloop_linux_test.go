@@ -135,8 +135,8 @@ func TestAlertLoop(t *testing.T) {
 	if m, ok := lp.mitigation(); ok {
 		t.Fatalf("after `egressguard unthrottle` the agent still holds %+v", m)
 	}
-	if q := lp.qdiscs(); strings.Contains(q, "htb") {
-		t.Fatalf("after `egressguard unthrottle` %s still has an htb root:\n%s", lab.Uplink, q)
+	if f := lp.classifier(); f != "" {
+		t.Fatalf("after `egressguard unthrottle` %s still has egressguard's classifier:\n%s", lab.Uplink, f)
 	}
 	if lp.alertState() == "firing" {
 		t.Fatalf("%s already firing when the detector's throttle was released: the test's premise fails", loopAlert)
@@ -145,14 +145,14 @@ func TestAlertLoop(t *testing.T) {
 	// Firing → webhook → throttle in the kernel.
 	lp.waitUntil(loopAlert+" firing in Prometheus", 25*time.Millisecond, func() bool { return lp.alertState() == "firing" })
 	firing := time.Now()
-	lp.waitUntil("an htb root on "+lab.Uplink, 10*time.Millisecond, func() bool { return strings.Contains(lp.qdiscs(), "htb") })
+	lp.waitUntil("egressguard's classifier on "+lab.Uplink, 10*time.Millisecond, func() bool { return lp.classifier() != "" })
 	throttled := time.Now()
 
 	fp := lp.fingerprint()
 	m, ok := lp.mitigation()
 	switch {
 	case !ok:
-		t.Fatalf("htb root on %s but the agent's status has no mitigation", lab.Uplink)
+		t.Fatalf("classifier on %s but the agent's status has no mitigation", lab.Uplink)
 	case m.Reason != "webhook" || !slices.Equal(m.Owners, []string{fp}):
 		t.Fatalf("mitigation reason %q owners %q, want reason webhook owned by the alert's fingerprint %s alone", m.Reason, m.Owners, fp)
 	case !m.Installed:
@@ -168,23 +168,23 @@ func TestAlertLoop(t *testing.T) {
 	stopped := time.Now()
 	lp.waitUntil(loopAlert+" resolved in Prometheus", 25*time.Millisecond, func() bool { return lp.alertState() == "" })
 	resolved := time.Now()
-	lp.waitUntil(lab.Uplink+"'s root back to the default", 10*time.Millisecond, func() bool { return !strings.Contains(lp.qdiscs(), "htb") })
+	lp.waitUntil(lab.Uplink+"'s classifier gone", 10*time.Millisecond, func() bool { return lp.classifier() == "" })
 	released := time.Now()
 
 	if m, ok := lp.mitigation(); ok {
 		t.Errorf("after the release the agent still holds %+v", m)
 	}
-	if q := lp.qdiscs(); !strings.Contains(q, "qdisc noqueue 0: root") {
-		t.Errorf("%s's root after the release, want veth's default noqueue:\n%s", lab.Uplink, q)
+	if q, err := lp.l.Qdiscs(lp.ctx, lp.l.Node, lab.Uplink); err != nil || !strings.Contains(q, "qdisc noqueue 0: root") || strings.Contains(q, "clsact") {
+		t.Errorf("%s's qdiscs after the release, want only veth's default noqueue (no clsact): %v\n%s", lab.Uplink, err, q)
 	}
 	if !slices.ContainsFunc(agent.LogEntries("mitigation released"), func(e map[string]any) bool {
 		return e["cause"] == "released" && e["owner"] == fp
 	}) {
 		t.Errorf("no \"mitigation released\" log line with cause released and owner %s (the webhook's resolution)", fp)
 	}
-	t.Logf("alert firing in Prometheus → htb in the kernel: %v", throttled.Sub(firing).Round(time.Millisecond))
+	t.Logf("alert firing in Prometheus → throttle in the kernel: %v", throttled.Sub(firing).Round(time.Millisecond))
 	t.Logf("flood stopped → alert resolved in Prometheus: %v", resolved.Sub(stopped).Round(time.Millisecond))
-	t.Logf("alert resolved in Prometheus → htb removed: %v", released.Sub(resolved).Round(time.Millisecond))
+	t.Logf("alert resolved in Prometheus → throttle removed: %v", released.Sub(resolved).Round(time.Millisecond))
 	t.Logf("lab up → release: %v", time.Since(started).Round(time.Millisecond))
 }
 
@@ -491,11 +491,13 @@ func (lp *alertLoop) mitigation() (control.MitigationStatus, bool) {
 }
 
 // qdiscs is `tc qdisc show dev up0` in the node namespace.
-func (lp *alertLoop) qdiscs() string {
+// classifier is egressguard's filter on up0's egress hook as tc shows it,
+// "" when there is none (no clsact qdisc is none too).
+func (lp *alertLoop) classifier() string {
 	lp.t.Helper()
-	q, err := lp.l.Qdiscs(lp.ctx, lp.l.Node, lab.Uplink)
-	if err != nil {
-		lp.t.Fatal(err)
+	out, _ := lp.l.Exec(lp.ctx, lp.l.Node, "tc", "filter", "show", "dev", lab.Uplink, "egress", "prio", "233")
+	if !strings.Contains(out, "handle 0xe9") {
+		return ""
 	}
-	return q
+	return out
 }

@@ -338,3 +338,37 @@ func TestCrashAtEveryWrite(t *testing.T) {
 		assertNothing("remove")
 	}
 }
+
+// TestShapingDeviceIsNoTarget: the shaping device holds an htb e9: root like
+// the legacy layout, but Inspect does not count it as a throttled interface
+// (the agent would otherwise "clean" it) and Apply and Remove refuse or
+// skip it.
+func TestShapingDeviceIsNoTarget(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t, 1)
+	s := l.open(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dev := ShapingDevice(labDev)
+	in, err := s.Inspect(ctx, dev)
+	if err != nil || in.Ours || in.Legacy {
+		t.Fatalf("Inspect(%s) = %+v, %v; want not ours", dev, in, err)
+	}
+	spec := labSpec(1_000_000)
+	spec.Interface = dev
+	if _, err := s.Apply(ctx, mustPlan(t, spec, Features{}), ApplyOptions{}); err == nil || !strings.Contains(err.Error(), "shaping device") {
+		t.Fatalf("Apply on the shaping device = %v, want a refusal", err)
+	}
+	if err := s.Remove(ctx, dev, Previous{}); err != nil {
+		t.Fatal(err)
+	}
+	if q := nsRun(t, l.node, "tc", "qdisc", "show", "dev", dev); !strings.Contains(q, "qdisc htb e9: root") {
+		t.Fatalf("Remove on the shaping device touched it:\n%s", q)
+	}
+	if err := s.Remove(ctx, labDev, Previous{}); err != nil {
+		t.Fatal(err)
+	}
+	l.assertClean(t)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	tc "github.com/florianl/go-tc"
 	vnl "github.com/vishvananda/netlink"
@@ -12,6 +13,7 @@ import (
 
 // kernelState is what the kernel holds for one served interface.
 type kernelState struct {
+	shaping        bool // the interface is itself one of our shaping devices
 	root           rawQdisc
 	legacy         bool   // the root is the root-HTB layout of an earlier release
 	clsact         string // "clsact", "ingress" or "" (none)
@@ -28,6 +30,9 @@ func (st kernelState) ours() bool { return len(st.classifiers) > 0 || st.device 
 
 // refuseForeign fails when installing on hook would touch what is not ours.
 func (st kernelState) refuseForeign(dev string, hook Hook) error {
+	if st.shaping {
+		return fmt.Errorf("shaper: interface %s: it is a shaping device of egressguard, not an interface to throttle", dev)
+	}
 	if st.deviceForeign != "" {
 		return fmt.Errorf("shaper: interface %s: a %s device named %s exists without our alias: %w", dev, st.deviceForeign, ShapingDevice(dev), ErrForeign)
 	}
@@ -44,6 +49,12 @@ func ourLegacyRoot(root rawQdisc) bool { return root.Kind == "htb" && root.Handl
 
 func (s *Shaper) readState(idx uint32, dev string) (kernelState, error) {
 	st := kernelState{classifiers: map[Hook]classifierWire{}, foreignAtPrio: map[Hook]string{}}
+	// A shaping device's own htb e9: root is no legacy layout, and it
+	// serves another interface: nothing of it is looked at as a target.
+	if l, err := s.link.LinkByIndex(int(idx)); err == nil && l.Type() == "ifb" && strings.HasPrefix(l.Attrs().Alias, ShapingAlias) {
+		st.shaping = true
+		return st, nil
+	}
 	qs, err := s.qdiscs(idx)
 	if err != nil {
 		return st, err

@@ -342,3 +342,49 @@ func TestPortScopeThrottlesOneSpoofingVM(t *testing.T) {
 		t.Errorf("vm2's tcp/443 fell to %.2fx of its unthrottled throughput", during/before)
 	}
 }
+
+var reBacklog = regexp.MustCompile(`backlog (\d+)b (\d+)p`)
+
+// TestLeafBoundsQueueInBytes: a bulk TCP upload (GSO on) through a 1 Mbit/s
+// throttle never queues more bytes in the leaf than its limit, rate × 100 ms:
+// tc's backlog is the oracle, sampled while the upload runs.
+func TestLeafBoundsQueueInBytes(t *testing.T) {
+	requireTraffic(t)
+	l := newLab(t, 1)
+	l.addTargets(t)
+	l.iperfServer(t, labDst4, 443)
+	s := l.open(t)
+	ctx := context.Background()
+	const rate = 1_000_000
+	p := mustPlan(t, labSpec(rate), Features{})
+	if _, err := s.Apply(ctx, p, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Remove(ctx, labDev, Previous{}) })
+	upload := exec.Command("ip", "netns", "exec", l.node, "iperf3", "-c", labDst4, "-p", "443", "-t", "4")
+	if err := upload.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = upload.Process.Kill(); _ = upload.Wait() })
+	time.Sleep(500 * time.Millisecond)
+	var maxBytes, atPackets uint64
+	for range 30 {
+		out := nsRun(t, l.node, "tc", "-s", "qdisc", "show", "dev", ShapingDevice(labDev), "parent", ThrottledClass.String())
+		if m := reBacklog.FindStringSubmatch(out); m != nil {
+			b, _ := strconv.ParseUint(m[1], 10, 64)
+			n, _ := strconv.ParseUint(m[2], 10, 64)
+			if b > maxBytes {
+				maxBytes, atPackets = b, n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s leaf limit %d B: largest backlog seen %d B in %d packets, %.0f ms at %d bit/s",
+		p.Leaf.Kind, p.Leaf.Limit, maxBytes, atPackets, float64(maxBytes)*8/rate*1000, rate)
+	if maxBytes == 0 {
+		t.Fatal("the upload never queued in the throttled class")
+	}
+	if maxBytes > uint64(p.Leaf.Limit) {
+		t.Errorf("backlog %d B above the leaf's %d B", maxBytes, p.Leaf.Limit)
+	}
+}
