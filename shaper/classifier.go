@@ -68,6 +68,7 @@ type Rule struct {
 	Protocols []uint8 // IP protocol numbers
 	SrcPorts  []PortRange
 	DstPorts  []PortRange
+	ICMPTypes []uint8 // the first byte of the ICMP or ICMPv6 header
 	Src, Dst  []netip.Prefix
 }
 
@@ -95,6 +96,13 @@ func (r Rule) String() string {
 		if len(c.list) > 0 {
 			parts = append(parts, c.name+" "+joinStrings(c.list))
 		}
+	}
+	if len(r.ICMPTypes) > 0 {
+		ts := make([]string, len(r.ICMPTypes))
+		for i, t := range r.ICMPTypes {
+			ts[i] = fmt.Sprint(t)
+		}
+		parts = append(parts, "type "+strings.Join(ts, ","))
 	}
 	for _, c := range []struct {
 		name string
@@ -319,6 +327,17 @@ func compileRule(p *program, r Rule) {
 			p.jump(next)
 			p.label(hit)
 		}
+		p.label(ok)
+	}
+	if len(r.ICMPTypes) > 0 {
+		ok := p.fresh("type")
+		p.emit(ldScratch(memFrag))
+		p.jumpIf(bpf.JumpEqual, 1, next) // a fragment's type cannot be seen
+		p.emit(ldxScratch(memL4), ldInd(0, 1))
+		for _, typ := range r.ICMPTypes {
+			p.jumpIf(bpf.JumpEqual, uint32(typ), ok)
+		}
+		p.jump(next)
 		p.label(ok)
 	}
 	for _, c := range []struct {

@@ -85,6 +85,8 @@ func TestClassifier(t *testing.T) {
 	source.Scope, source.Sources = ScopeSource, []netip.Prefix{netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("2001:db8:1::/64")}
 	anyUDP := validSpec()
 	anyUDP.Protocols, anyUDP.Ports = []string{"udp"}, nil
+	anyAll := validSpec()
+	anyAll.Protocols, anyAll.Ports = nil, nil
 	icmp := validSpec()
 	icmp.Protocols, icmp.Ports = []string{"icmp"}, nil
 	synRange := validSpec()
@@ -141,7 +143,10 @@ func TestClassifier(t *testing.T) {
 		{"udp any port", anyUDP, frame(t, 0, ip4(layers.IPProtocolUDP, "10.0.0.5"), udp(4000, 9)), true},
 		{"udp any port, tcp not", anyUDP, frame(t, 0, ip4(layers.IPProtocolTCP, "10.0.0.5"), tcp(4000, 9)), false},
 		{"icmp echo", icmp, frame(t, 0, ip4(layers.IPProtocolICMPv4, "10.0.0.5"), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}), true},
-		{"icmpv6 echo", icmp, frame(t, 0, ip6(layers.IPProtocolICMPv6, "2001:db8:1::5"), gopacket.Payload(make([]byte, 8))), true},
+		{"icmpv6 echo", icmp, frame(t, 0, ip6(layers.IPProtocolICMPv6, "2001:db8:1::5"), gopacket.Payload(append([]byte{128}, make([]byte, 7)...))), true},
+		{"icmpv6 neighbour solicitation whitelisted", icmp, frame(t, 0, ip6(layers.IPProtocolICMPv6, "2001:db8:1::5"), gopacket.Payload(append([]byte{135}, make([]byte, 23)...))), false},
+		{"any protocol: neighbour advertisement whitelisted", anyAll, frame(t, 0, ip6(layers.IPProtocolICMPv6, "2001:db8:1::5"), gopacket.Payload(append([]byte{136}, make([]byte, 23)...))), false},
+		{"any protocol: gre", anyAll, frame(t, 0, ip4(layers.IPProtocolGRE, "10.0.0.5"), gopacket.Payload(make([]byte, 8))), true},
 		{"syn in range", synRange, frame(t, 0, ip4(layers.IPProtocolTCP, "10.0.0.5"), tcp(4000, 1500)), true},
 		{"syn above range", synRange, frame(t, 0, ip4(layers.IPProtocolTCP, "10.0.0.5"), tcp(4000, 2001)), false},
 		{"syn below range", synRange, frame(t, 0, ip4(layers.IPProtocolTCP, "10.0.0.5"), tcp(4000, 999)), false},

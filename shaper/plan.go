@@ -205,6 +205,11 @@ func whitelistRules(s Spec) []Rule {
 		out = append(out,
 			Rule{Purpose: "whitelist", IPv6: v6, Protocols: tcpUDP, DstPorts: Ports(ports...)},
 			Rule{Purpose: "whitelist", IPv6: v6, Protocols: tcpUDP, SrcPorts: Ports(ports...)})
+		if v6 && throttlesICMP(s) {
+			// Neighbour and router discovery (RFC 4861) are what IPv6 has for
+			// ARP; a throttle of ICMP must not slow the link's own resolution.
+			out = append(out, Rule{Purpose: "whitelist", IPv6: true, Protocols: []uint8{protoICMPv6}, ICMPTypes: ndpTypes})
+		}
 		if cidrs := family(s.WhitelistCIDRs, v6); len(cidrs) > 0 {
 			out = append(out, Rule{Purpose: "whitelist", IPv6: v6, Src: cidrs}, Rule{Purpose: "whitelist", IPv6: v6, Dst: cidrs})
 		}
@@ -221,6 +226,16 @@ func whitelistRules(s Spec) []Rule {
 		}
 	}
 	return out
+}
+
+// ndpTypes are the ICMPv6 types of Neighbor Discovery: router solicitation
+// and advertisement, neighbour solicitation and advertisement, redirect
+// (RFC 4861 §4).
+var ndpTypes = []uint8{133, 134, 135, 136, 137}
+
+// throttlesICMP reports whether s's throttle rules can match ICMPv6.
+func throttlesICMP(s Spec) bool {
+	return (len(s.Protocols) == 0 && len(s.Ports) == 0) || slices.Contains(s.Protocols, "icmp")
 }
 
 func throttleRules(s Spec) []Rule {
