@@ -67,7 +67,7 @@ func (k *fakeKernel) Remove(context.Context, string, shaper.Previous) error {
 }
 
 func (k *fakeKernel) Inspect(context.Context, string) (shaper.Installed, error) {
-	return shaper.Installed{Ours: k.installed, RootKind: k.rootKind(), ThrottledStats: shaper.ClassStats{Drops: k.drops}}, nil
+	return shaper.Installed{Ours: k.installed, Intact: k.installed, RootKind: k.rootKind(), ThrottledStats: shaper.ClassStats{Drops: k.drops}}, nil
 }
 
 func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error) {
@@ -75,7 +75,7 @@ func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error)
 	if name == "" {
 		name = "up0"
 	}
-	return map[string]shaper.Installed{name: {Ours: k.installed, RootKind: k.rootKind()}}, nil
+	return map[string]shaper.Installed{name: {Ours: k.installed, Intact: k.installed, RootKind: k.rootKind()}}, nil
 }
 
 func (k *fakeKernel) rootKind() string {

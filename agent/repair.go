@@ -50,7 +50,7 @@ func (a *Agent) repair(ctx context.Context) {
 		}
 		rec, recorded := st.Find(m.Interface)
 		switch {
-		case !root.Ours:
+		case !root.Intact:
 			// The layout never holds the root qdisc, so whatever root an
 			// operator set up is no reason to give the throttle up.
 			a.metrics.drift.WithLabelValues(m.Interface, "reinstall").Inc()

@@ -57,7 +57,8 @@ type ClassStats struct {
 
 // Installed is what Inspect found for an interface.
 type Installed struct {
-	Ours           bool   // our classifier or shaping device is there (or a legacy root)
+	Ours           bool   // some piece of our layout is there: classifier, shaping device, or a legacy root
+	Intact         bool   // the shaping device and the classifier are both there
 	Legacy         bool   // the root qdisc is the root-HTB layout of an earlier release
 	RootKind       string // kind of the interface's root qdisc, never touched by the clsact layout
 	Hook           Hook   // where our classifier sits ("" when absent)

@@ -11,11 +11,14 @@ import (
 )
 
 // Roots reports, by interface name, the root qdisc of every interface and
-// whether it carries our layout, from one link dump and one qdisc dump:
-// cheap enough to run every interval. An interface is ours when a shaping
-// device's alias names it, or when its root is the root-HTB layout of an
-// earlier release; shaping devices themselves are never ours. Each value
-// has only Ours and RootKind set; Inspect reads the rest of one interface.
+// whether it carries our layout, from one link dump, one qdisc dump and a
+// filter dump of each hook of the interfaces a shaping device serves: cheap
+// enough to run every interval. An interface is ours when a shaping device's
+// alias names it, or when its root is the root-HTB layout of an earlier
+// release; it is intact when our classifier is on one of its hooks too (a
+// layout missing a piece is drift, which Apply repairs). Shaping devices
+// themselves are never ours. Each value has only Ours, Intact, Legacy and
+// RootKind set; Inspect reads the rest of one interface.
 func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -39,6 +42,7 @@ func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 	out := make(map[string]Installed, len(links))
 	for idx, l := range links {
 		in := Installed{Ours: served[l.name]}
+		in.Intact = in.Ours && s.classified(idx)
 		for _, q := range qs[idx] {
 			if q.Parent == HandleRoot {
 				in.RootKind = q.Kind
@@ -50,6 +54,22 @@ func (s *Shaper) Roots(ctx context.Context) (map[string]Installed, error) {
 		out[l.name] = in
 	}
 	return out, nil
+}
+
+// classified reports whether our classifier is on a hook of the interface.
+func (s *Shaper) classified(idx uint32) bool {
+	for _, hook := range []Hook{HookEgress, HookIngress} {
+		fs, err := s.filters(idx, hookParent(hook))
+		if err != nil {
+			continue // no clsact qdisc: no hook to dump
+		}
+		for _, f := range fs {
+			if f.Prio == FilterPrio && f.Kind == "bpf" && f.Handle == FilterHandle {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // link is one interface of a link dump.

@@ -23,8 +23,8 @@ func TestRootsNamesOurLayoutAndForeignRoots(t *testing.T) {
 	if _, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if roots, err = s.Roots(ctx); err != nil || !roots[labDev].Ours || roots[labDev].RootKind != "noqueue" {
-		t.Fatalf("after Apply: %+v, %v; want ours on %s, root noqueue", roots[labDev], err, labDev)
+	if roots, err = s.Roots(ctx); err != nil || !roots[labDev].Ours || !roots[labDev].Intact || roots[labDev].RootKind != "noqueue" {
+		t.Fatalf("after Apply: %+v, %v; want ours and intact on %s, root noqueue", roots[labDev], err, labDev)
 	}
 	if r := roots[ShapingDevice(labDev)]; r.Ours || r.RootKind != "htb" {
 		t.Fatalf("the shaping device: %+v, want its htb root and not ours", r)
@@ -35,6 +35,18 @@ func TestRootsNamesOurLayoutAndForeignRoots(t *testing.T) {
 	nsRun(t, l.node, "tc", "qdisc", "replace", "dev", labDev, "root", "handle", "5:", "tbf", "rate", "10mbit", "burst", "32k", "latency", "400ms")
 	if roots, err = s.Roots(ctx); err != nil || !roots[labDev].Ours || roots[labDev].RootKind != "tbf" {
 		t.Fatalf("after a hand-made tbf root: %+v, %v; want tbf and still ours", roots[labDev], err)
+	}
+	// Our classifier deleted by hand: drift, ours but not intact until
+	// Apply repairs it.
+	nsRun(t, l.node, "tc", "filter", "del", "dev", labDev, "egress", "prio", "233")
+	if roots, err = s.Roots(ctx); err != nil || !roots[labDev].Ours || roots[labDev].Intact {
+		t.Fatalf("without the classifier: %+v, %v; want ours, not intact", roots[labDev], err)
+	}
+	if _, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if roots, err = s.Roots(ctx); err != nil || !roots[labDev].Intact {
+		t.Fatalf("after the repair: %+v, %v; want intact", roots[labDev], err)
 	}
 	if err := s.Remove(ctx, labDev, Previous{}); err != nil {
 		t.Fatal(err)

@@ -166,7 +166,7 @@ func (s *Shaper) Inspect(ctx context.Context, iface string) (Installed, error) {
 	if err != nil {
 		return Installed{}, err
 	}
-	in := Installed{Ours: st.ours() || st.legacy, Legacy: st.legacy, RootKind: st.root.Kind}
+	in := Installed{Ours: st.ours() || st.legacy, Intact: st.device != nil && len(st.classifiers) > 0, Legacy: st.legacy, RootKind: st.root.Kind}
 	for _, h := range []Hook{HookEgress, HookIngress} {
 		if _, ok := st.classifiers[h]; ok {
 			in.Hook = h

@@ -20,7 +20,7 @@ type Kernel interface {
 	Apply(ctx context.Context, p shaper.Plan, o shaper.ApplyOptions) (shaper.ApplyResult, error)
 	Remove(ctx context.Context, iface string, prev shaper.Previous) error
 	Inspect(ctx context.Context, iface string) (shaper.Installed, error)
-	// Roots reports every interface's root qdisc (Ours and RootKind only)
+	// Roots reports every interface's root qdisc and our layout (Ours, Intact, Legacy and RootKind only)
 	// from one dump.
 	Roots(ctx context.Context) (map[string]shaper.Installed, error)
 }

@@ -51,14 +51,14 @@ func (k *fakeKernel) Remove(_ context.Context, _ string, prev shaper.Previous) e
 }
 
 func (k *fakeKernel) Inspect(context.Context, string) (shaper.Installed, error) {
-	return shaper.Installed{Ours: k.root == "htb", Legacy: k.legacy, RootKind: k.root, Rate: k.rate}, nil
+	return shaper.Installed{Ours: k.root == "htb", Intact: k.root == "htb" && !k.legacy, Legacy: k.legacy, RootKind: k.root, Rate: k.rate}, nil
 }
 
 // Roots reports lo, the one interface the fake holds, and eth9 with the
 // kernel's default root.
 func (k *fakeKernel) Roots(context.Context) (map[string]shaper.Installed, error) {
 	return map[string]shaper.Installed{
-		"lo":   {Ours: k.root == "htb", RootKind: k.root},
+		"lo":   {Ours: k.root == "htb", Intact: k.root == "htb" && !k.legacy, Legacy: k.legacy, RootKind: k.root},
 		"eth9": {RootKind: "noqueue"},
 	}, nil
 }

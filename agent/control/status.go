@@ -98,7 +98,7 @@ func (c *Controller) mitigationStatus(ctx context.Context, m state.Mitigation, n
 		ms.InspectError = err.Error()
 		return ms
 	}
-	ms.Installed = inst.Ours
+	ms.Installed = inst.Intact || inst.Legacy
 	ms.Throttled = inst.ThrottledStats
 	return ms
 }
