@@ -62,7 +62,7 @@ type Detect struct {
 // Throttle says what a mitigation installs and how long it lives (docs/design.md §4, §5).
 type Throttle struct {
 	Rate              Rate         `yaml:"rate"`
-	LinkRate          Rate         `yaml:"link_rate,omitempty"`
+	LinkRate          Rate         `yaml:"link_rate,omitempty"` // ignored since the clsact layout; kept so existing files load
 	Ports             []Port       `yaml:"ports"`
 	Protocols         []string     `yaml:"protocols"`
 	Scope             shaper.Scope `yaml:"scope"`
