@@ -9,6 +9,7 @@ import (
 
 	"github.com/egressguard/egressguard/internal/lab"
 	"github.com/egressguard/egressguard/internal/labagent"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // TestUplinkDeletedAndRecreated deletes the watched uplink while a flood
@@ -96,7 +97,8 @@ func (e *env) waitReadyz(t *testing.T, code int, limit time.Duration) (time.Time
 	return time.Time{}, ""
 }
 
-// waitLayout polls tc until up0 holds egressguard's layout.
+// waitLayout polls tc until up0 holds egressguard's layout: the classifier
+// on its egress hook and the throttled class on its shaping device.
 func (e *env) waitLayout(t *testing.T, limit time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -111,7 +113,11 @@ func (e *env) waitLayout(t *testing.T, limit time.Duration) time.Time {
 }
 
 func (e *env) classesOK() (map[string]lab.ClassStat, bool) {
-	cs, err := e.lab.Classes(e.ctx, e.lab.Node, lab.Uplink)
+	f, err := e.lab.Exec(e.ctx, e.lab.Node, "tc", "filter", "show", "dev", lab.Uplink, "egress", "prio", "233")
+	if err != nil || !strings.Contains(f, "handle 0xe9") {
+		return nil, false
+	}
+	cs, err := e.lab.Classes(e.ctx, e.lab.Node, shaper.ShapingDevice(lab.Uplink))
 	if err != nil {
 		return nil, false
 	}

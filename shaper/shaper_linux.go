@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	tc "github.com/florianl/go-tc"
@@ -332,6 +333,25 @@ func (s *Shaper) ensureClassifier(idx uint32, p Plan, ifb uint32, st kernelState
 	return nil
 }
 
+// removeOrphan deletes the shaping device of an interface that is gone.
+func (s *Shaper) removeOrphan(iface string) error {
+	l, err := s.link.LinkByName(ShapingDevice(iface))
+	var notFound vnl.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("shaper: find %s: %w", ShapingDevice(iface), err)
+	case l.Type() != "ifb" || !strings.HasPrefix(l.Attrs().Alias, shapingAlias(iface, false)):
+		return nil
+	}
+	if err := s.write("delete ifb "+l.Attrs().Name, func() error { return s.link.LinkDel(l) }); err != nil {
+		return err
+	}
+	s.log.Info("shaper removed the shaping device of a gone interface", "interface", iface, "device", l.Attrs().Name)
+	return nil
+}
+
 func (s *Shaper) deleteClassifier(idx uint32, dev string, hook Hook) error {
 	return s.write(fmt.Sprintf("delete classifier on %s %s", dev, hook), func() error {
 		return s.tc.Filter().Delete(&tc.Object{
@@ -345,7 +365,8 @@ func (s *Shaper) deleteClassifier(idx uint32, dev string, hook Hook) error {
 // shaping device says Apply added it and nothing else is on it, then the
 // shaping device; a root-HTB throttle of an earlier release is released
 // and the root qdisc prev names restored. What is not ours is left alone.
-// Interrupted at any point, a second Remove finishes the job.
+// Interrupted at any point, a second Remove finishes the job. When iface
+// itself is gone, its shaping device (which outlives it) is deleted.
 func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -353,6 +374,9 @@ func (s *Shaper) Remove(ctx context.Context, iface string, prev Previous) error 
 		return err
 	}
 	idx, _, err := s.linkInfo(iface)
+	if errors.Is(err, unix.ENODEV) {
+		return s.removeOrphan(iface)
+	}
 	if err != nil {
 		return err
 	}

@@ -372,3 +372,26 @@ func TestShapingDeviceIsNoTarget(t *testing.T) {
 	}
 	l.assertClean(t)
 }
+
+// TestRemoveAfterInterfaceGone: the shaping device outlives a deleted
+// interface; Remove of the gone interface deletes it, and a second Remove
+// finds nothing to do.
+func TestRemoveAfterInterfaceGone(t *testing.T) {
+	requireRoot(t)
+	l := newLab(t, 1)
+	s := l.open(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, mustPlan(t, labSpec(1_000_000), Features{}), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nsRun(t, l.node, "ip", "link", "del", labDev)
+	if out := nsRun(t, l.node, "ip", "-o", "link", "show", "type", "ifb"); !strings.Contains(out, ShapingDevice(labDev)) {
+		t.Fatalf("the shaping device went with the interface:\n%s", out)
+	}
+	for range 2 {
+		if err := s.Remove(ctx, labDev, Previous{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.assertClean(t)
+}

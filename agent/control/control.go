@@ -270,7 +270,8 @@ func (c *Controller) removeLocked(ctx context.Context, st *state.State, iface st
 	if !recorded && !inst.Ours {
 		return fmt.Errorf("%s: %w", iface, ErrNotThrottled)
 	}
-	if inst.Ours {
+	// A gone interface may leave its shaping device behind; Remove deletes it.
+	if inst.Ours || gone {
 		if err := c.Kernel.Remove(ctx, iface, m.Previous); err != nil {
 			return err
 		}
