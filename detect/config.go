@@ -1,9 +1,12 @@
 package detect
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/egressguard/egressguard/detect/account"
 )
 
 // Config holds the detector's thresholds. Start from DefaultConfig and
@@ -105,7 +108,19 @@ type Config struct {
 	// MaxSourcesTracked bounds the source addresses counted exactly
 	// (detect.max_sources_tracked); the rest count as one other key.
 	MaxSourcesTracked int `json:"max_sources_tracked" yaml:"max_sources_tracked"`
+	// MaxPortsTracked bounds the VM bridge ports counted exactly
+	// (detect.max_ports_tracked); the rest count as one other key.
+	MaxPortsTracked int `json:"max_ports_tracked" yaml:"max_ports_tracked"`
 }
+
+// Bounds of detect.tick. The capture's ring hands frames over in blocks
+// retired every 20 ms at the latest (docs/design.md §3.2), so a shorter
+// tick would see no finer time and would be closed late; above 100 ms a
+// verdict could not come within half a second (docs/design.md §11.8).
+const (
+	MinTick = 20 * time.Millisecond
+	MaxTick = 100 * time.Millisecond
+)
 
 // DefaultConfig returns the documented defaults (docs/design.md §8 for the detect.*
 // keys; the attention thresholds are this package's own).
@@ -136,7 +151,8 @@ func DefaultConfig() Config {
 		ICMPReplyRatioMax:    0.2,
 		ICMPRateMax:          20000,
 		SpoofRateMin:         100,
-		MaxSourcesTracked:    1024,
+		MaxSourcesTracked:    account.DefaultMaxSources,
+		MaxPortsTracked:      account.DefaultMaxPorts,
 	}
 }
 
@@ -190,6 +206,7 @@ func (c Config) Validate() error {
 		{"detect.key_enter_ticks", c.KeyEnterTicks},
 		{"detect.key_exit_ticks", c.KeyExitTicks},
 		{"detect.max_sources_tracked", c.MaxSourcesTracked},
+		{"detect.max_ports_tracked", c.MaxPortsTracked},
 	}
 	for _, f := range counts {
 		if f.v < 1 {
@@ -199,8 +216,8 @@ func (c Config) Validate() error {
 	if c.BaselineWarmup < 0 {
 		return fmt.Errorf("detect.baseline_warmup %d: want 0 or more", c.BaselineWarmup)
 	}
-	if c.Tick <= 0 || c.Tick > 100*time.Millisecond {
-		return fmt.Errorf("detect.tick %s: want a duration in (0, 100ms]", c.Tick)
+	if c.Tick < MinTick || c.Tick > MaxTick {
+		return fmt.Errorf("detect.tick %s: want a duration from %s to %s", c.Tick, MinTick, MaxTick)
 	}
 	if c.Window < c.Tick || c.Window > 10*time.Second {
 		return fmt.Errorf("detect.window %s: want a duration from detect.tick (%s) to 10s", c.Window, c.Tick)
@@ -211,5 +228,26 @@ func (c Config) Validate() error {
 	if c.FanOutMin < 1 {
 		return fmt.Errorf("detect.fan_out_min %d: want at least 1", c.FanOutMin)
 	}
-	return nil
+	return c.validAccounting()
+}
+
+// validAccounting applies the accounting's own bounds (account.Options)
+// to what this config asks of it, naming the config keys at fault.
+func (c Config) validAccounting() error {
+	o := AccountOptions(c)
+	var be *account.BoundError
+	if err := o.Validate(); !errors.As(err, &be) {
+		return err
+	}
+	switch be.Field {
+	case "max_sources":
+		return fmt.Errorf("detect.max_sources_tracked %d: want 1 to %d", be.Value, be.Max)
+	case "max_ports":
+		return fmt.Errorf("detect.max_ports_tracked %d: want 1 to %d", be.Value, be.Max)
+	case "ticks":
+		return fmt.Errorf("detect.window %s and detect.rtt_allowance %s in detect.tick %s: %d ticks of history, want at most %d",
+			c.Window, c.RTTAllowance, c.Tick, be.Value, be.Max)
+	}
+	return fmt.Errorf("detect.max_sources_tracked %d and detect.max_ports_tracked %d over %d ticks: %d MiB of accounting, want at most %d MiB",
+		c.MaxSourcesTracked, c.MaxPortsTracked, o.Ticks, be.Value>>20, be.Max>>20)
 }

@@ -127,7 +127,7 @@ func KeyTicks(cfg Config, extra int) int {
 // AccountOptions returns the bounds an Accounting needs to feed this
 // detector.
 func AccountOptions(cfg Config) account.Options {
-	return account.Options{MaxSources: cfg.MaxSourcesTracked, Ticks: KeyTicks(cfg, 2)}
+	return account.Options{MaxSources: cfg.MaxSourcesTracked, MaxPorts: cfg.MaxPortsTracked, Ticks: KeyTicks(cfg, 2)}
 }
 
 // Judge evaluates every key of a just after a Tick at now, and returns the

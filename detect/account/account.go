@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
+	"unsafe"
 )
 
 // Defaults for zero Options fields.
@@ -14,6 +15,18 @@ const (
 	DefaultPromoteMin = 16
 )
 
+// Bounds of Options, checked by Validate. MaxBytes caps what New
+// preallocates (every slot's tick history): with it, no setting can make
+// the accounting take more than a quarter of a GiB, however the bounds
+// above combine.
+const (
+	MaxSourcesLimit = 1 << 20
+	MaxPortsLimit   = 1 << 16
+	MinTicks        = 2
+	MaxTicks        = 1024
+	MaxBytes        = 256 << 20
+)
+
 // sketchSize is the number of counters in a pool's candidate sketch.
 const sketchSize = 1 << 14
 
@@ -22,7 +35,8 @@ type Options struct {
 	// MaxSources is how many source addresses are tracked exactly
 	// (detect.max_sources_tracked); the rest count in the other key.
 	MaxSources int
-	// MaxPorts is how many VM bridge ports are tracked exactly.
+	// MaxPorts is how many VM bridge ports are tracked exactly
+	// (detect.max_ports_tracked); the rest count in the other key.
 	MaxPorts int
 	// Ticks is how many ticks of history each key keeps: the rule's window
 	// plus its RTT allowance.
@@ -33,7 +47,20 @@ type Options struct {
 	PromoteMin uint64
 }
 
-func (o *Options) defaults() error {
+// BoundError is an Options field out of its bounds. Field is "max_sources",
+// "max_ports", "ticks" or "bytes" (the preallocation the three make
+// together); the detector's config names it in its own terms.
+type BoundError struct {
+	Field    string
+	Value    int
+	Min, Max int
+}
+
+func (e *BoundError) Error() string {
+	return fmt.Sprintf("account: %s %d: want %d to %d", e.Field, e.Value, e.Min, e.Max)
+}
+
+func (o *Options) defaults() {
 	if o.MaxSources == 0 {
 		o.MaxSources = DefaultMaxSources
 	}
@@ -46,15 +73,35 @@ func (o *Options) defaults() error {
 	if o.PromoteMin == 0 {
 		o.PromoteMin = DefaultPromoteMin
 	}
+}
+
+// Validate reports the first bound o breaks (zero fields take their
+// defaults), as a *BoundError. New runs the same check.
+func (o Options) Validate() error {
+	o.defaults()
 	switch {
-	case o.MaxSources < 1 || o.MaxSources > 1<<20:
-		return fmt.Errorf("account: max_sources %d: want 1 to %d", o.MaxSources, 1<<20)
-	case o.MaxPorts < 1 || o.MaxPorts > 1<<16:
-		return fmt.Errorf("account: max_ports %d: want 1 to %d", o.MaxPorts, 1<<16)
-	case o.Ticks < 2 || o.Ticks > 1024:
-		return fmt.Errorf("account: ticks %d: want 2 to 1024", o.Ticks)
+	case o.MaxSources < 1 || o.MaxSources > MaxSourcesLimit:
+		return &BoundError{"max_sources", o.MaxSources, 1, MaxSourcesLimit}
+	case o.MaxPorts < 1 || o.MaxPorts > MaxPortsLimit:
+		return &BoundError{"max_ports", o.MaxPorts, 1, MaxPortsLimit}
+	case o.Ticks < MinTicks || o.Ticks > MaxTicks:
+		return &BoundError{"ticks", o.Ticks, MinTicks, MaxTicks}
+	case o.Bytes() > MaxBytes:
+		return &BoundError{"bytes", o.Bytes(), 0, MaxBytes}
 	}
 	return nil
+}
+
+// Bytes is what New preallocates for o (zero fields at their defaults):
+// every key's ring of per-tick Counters and its top destinations, and the
+// slot bookkeeping, in bytes. The maps' buckets and the sketches come on
+// top (a fixed 256 KiB for the sketches).
+func (o Options) Bytes() int {
+	o.defaults()
+	keys := o.MaxSources + o.MaxPorts + 3 // + the interface and the two other keys
+	perKey := int(unsafe.Sizeof(row{})) + o.Ticks*int(unsafe.Sizeof(Counters{})) +
+		int(unsafe.Sizeof(netip.Addr{})) + 2*int(unsafe.Sizeof(int32(0)))
+	return keys * perKey
 }
 
 // KeyKind says what a Key accounts.
@@ -103,9 +150,10 @@ type Accounting struct {
 // New returns an Accounting with every slot allocated up front, so memory
 // stays what it is at New whatever the traffic.
 func New(o Options) (*Accounting, error) {
-	if err := o.defaults(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.defaults()
 	seed := maphash.MakeSeed()
 	a := &Accounting{
 		opts:  o,

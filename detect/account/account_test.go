@@ -1,6 +1,7 @@
 package account
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
@@ -216,5 +217,38 @@ func TestMillionSpoofedSources(t *testing.T) {
 		spoofed, total, src, float64(int64(before.HeapInuse)-int64(empty.HeapInuse))/(1<<20), a.Options().MaxSources, a.Options().Ticks, grew)
 	if grew > 1<<20 {
 		t.Errorf("heap grew by %d bytes while counting %d distinct sources", grew, spoofed)
+	}
+}
+
+// TestOptionsBounds: Validate (and New) refuse bounds outside the limits
+// and a preallocation above MaxBytes, naming the field; the defaults'
+// preallocation is what TestMillionSpoofedSources measures.
+func TestOptionsBounds(t *testing.T) {
+	for _, tc := range []struct {
+		o     Options
+		field string
+	}{
+		{Options{}, ""},
+		{Options{MaxSources: -1}, "max_sources"},
+		{Options{MaxSources: MaxSourcesLimit + 1}, "max_sources"},
+		{Options{MaxPorts: MaxPortsLimit + 1}, "max_ports"},
+		{Options{Ticks: 1}, "ticks"},
+		{Options{Ticks: MaxTicks + 1}, "ticks"},
+		{Options{MaxSources: MaxSourcesLimit, Ticks: 18}, "bytes"},
+	} {
+		err := tc.o.Validate()
+		var be *BoundError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%+v: %v, want valid", tc.o, err)
+		case tc.field != "" && (!errors.As(err, &be) || be.Field != tc.field):
+			t.Errorf("%+v: %v, want a BoundError on %s", tc.o, err, tc.field)
+		}
+		if _, nerr := New(tc.o); (nerr == nil) != (err == nil) {
+			t.Errorf("%+v: New says %v, Validate %v", tc.o, nerr, err)
+		}
+	}
+	if b := (Options{Ticks: 18}).Bytes(); b < 1<<20 || b > 8<<20 {
+		t.Errorf("defaults at 18 ticks preallocate %d bytes, want the few MiB measured", b)
 	}
 }

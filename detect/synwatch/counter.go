@@ -39,15 +39,28 @@ func NewCounter(ports []uint16, topN int, seed uint64, cfg detect.Config) (*Coun
 	if topN <= 0 {
 		topN = DefaultTopN
 	}
+	c := &Counter{dec: newDecoder(ports), win: newWindow(seed), topN: topN}
+	if err := c.Reconfigure(cfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reconfigure judges keys with cfg from the next packet on, with a fresh
+// per-key accounting and key detector: every key's window and hysteresis
+// start over (a config reload). The interface counts go on. On error (cfg's
+// validation) the Counter is unchanged.
+func (c *Counter) Reconfigure(cfg detect.Config) error {
 	det, err := detect.NewKeyDetector(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	acc, err := account.New(detect.AccountOptions(cfg))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Counter{dec: newDecoder(ports), win: newWindow(seed), topN: topN, acc: acc, det: det}, nil
+	c.acc, c.det, c.keys = acc, det, nil
+	return nil
 }
 
 // Add counts p, a packet decoded by packet.Decode, as sent by this host or

@@ -2,7 +2,6 @@ package synwatch
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 
@@ -37,14 +36,78 @@ func (inv *inventory) spoofed(port string, src, dst netip.Addr) bool {
 	if src.Is4() && own.v4 == 0 || src.Is6() && own.v6 == 0 {
 		return false
 	}
-	_, mine := own.addrs[src]
-	return !mine
+	if _, mine := own.addrs[src]; mine {
+		return false
+	}
+	for _, p := range own.prefixes {
+		if p.Contains(src) {
+			return false
+		}
+	}
+	return true
 }
 
-// ownedSet is the addresses one port owns, with a count per family.
+// ownedSet is what one port owns: learned addresses, configured prefixes
+// wider than one address, and a count of both per family.
 type ownedSet struct {
-	addrs  map[netip.Addr]struct{}
-	v4, v6 int
+	addrs    map[netip.Addr]struct{}
+	prefixes []netip.Prefix
+	v4, v6   int
+}
+
+// ownedSets merges the addresses each port was learned to own with the
+// configured prefixes. It returns the sets the spoofing check reads and
+// the addresses per port that name a port's sources in a signature: the
+// learned ones and the configured single addresses. Link-local addresses
+// are left out (never judged).
+func ownedSets(learned map[string][]netip.Addr, configured detect.Owned) (map[string]ownedSet, map[string][]netip.Addr) {
+	sets := map[string]ownedSet{}
+	addrs := map[string][]netip.Addr{}
+	get := func(port string) ownedSet {
+		set, ok := sets[port]
+		if !ok {
+			set.addrs = map[netip.Addr]struct{}{}
+		}
+		return set
+	}
+	addAddr := func(port string, a netip.Addr) {
+		a = a.Unmap()
+		set := get(port)
+		if _, dup := set.addrs[a]; dup || a.IsLinkLocalUnicast() {
+			sets[port] = set
+			return
+		}
+		set.addrs[a] = struct{}{}
+		if a.Is4() {
+			set.v4++
+		} else {
+			set.v6++
+		}
+		sets[port] = set
+		addrs[port] = append(addrs[port], a)
+	}
+	for port, ps := range configured {
+		for _, p := range ps {
+			if p.IsSingleIP() {
+				addAddr(port, p.Addr())
+				continue
+			}
+			set := get(port)
+			set.prefixes = append(set.prefixes, p.Masked())
+			if p.Addr().Is4() {
+				set.v4++
+			} else {
+				set.v6++
+			}
+			sets[port] = set
+		}
+	}
+	for port, as := range learned {
+		for _, a := range as {
+			addAddr(port, a)
+		}
+	}
+	return sets, addrs
 }
 
 // inventoryReader reads the inventory over rtnetlink in one namespace.
@@ -52,11 +115,10 @@ type inventoryReader struct {
 	h          *netlink.Handle
 	tables     *attrib.NetResolver
 	uplink     int
-	configured map[string][]netip.Addr
 	libvirtDir string
 }
 
-func openInventory(nsFD, uplink int, configured map[string][]netip.Addr, libvirtDir string) (*inventoryReader, error) {
+func openInventory(nsFD, uplink int, libvirtDir string) (*inventoryReader, error) {
 	var (
 		h   *netlink.Handle
 		err error
@@ -74,7 +136,7 @@ func openInventory(nsFD, uplink int, configured map[string][]netip.Addr, libvirt
 		h.Close()
 		return nil, err
 	}
-	return &inventoryReader{h: h, tables: t, uplink: uplink, configured: configured, libvirtDir: libvirtDir}, nil
+	return &inventoryReader{h: h, tables: t, uplink: uplink, libvirtDir: libvirtDir}, nil
 }
 
 func (r *inventoryReader) close() {
@@ -87,7 +149,7 @@ func (r *inventoryReader) close() {
 // from the neighbour and FDB tables plus the configured ones; identities
 // from libvirt and the platforms' port names. A failure to read identities
 // or tables still returns the ports.
-func (r *inventoryReader) read() (inventory, error) {
+func (r *inventoryReader) read(configured detect.Owned) (inventory, error) {
 	links, err := r.h.LinkList()
 	if err != nil {
 		return inventory{}, fmt.Errorf("synwatch: list links: %w", err)
@@ -111,36 +173,13 @@ func (r *inventoryReader) read() (inventory, error) {
 		inv.ignore = append(inv.ignore, uint32(a.Index))
 	}
 	slices.Sort(inv.ignore)
-	owned := maps.Clone(r.configured)
-	if owned == nil {
-		owned = map[string][]netip.Addr{}
-	}
+	var learned map[string][]netip.Addr
 	t, terr := r.tables.Tables()
 	if terr == nil {
-		for p, as := range t.Owned() {
-			for _, a := range as {
-				if !slices.Contains(owned[p], a) {
-					owned[p] = append(owned[p], a)
-				}
-			}
-		}
+		learned = t.Owned()
 	}
-	for p, as := range owned {
-		set := ownedSet{addrs: make(map[netip.Addr]struct{}, len(as))}
-		for _, a := range as {
-			a = a.Unmap()
-			if a.IsLinkLocalUnicast() {
-				continue
-			}
-			set.addrs[a] = struct{}{}
-			if a.Is4() {
-				set.v4++
-			} else {
-				set.v6++
-			}
-		}
-		inv.owned[p] = set
-	}
+	var owned map[string][]netip.Addr
+	inv.owned, owned = ownedSets(learned, configured)
 	ids, ierr := attrib.Identify(names, r.libvirtDir)
 	inv.detect = detect.Inventory{Owned: owned, VMs: ids}
 	if terr != nil {

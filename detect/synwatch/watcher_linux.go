@@ -62,9 +62,9 @@ type Options struct {
 	// Detect configures the per-key accounting and rule; the zero value
 	// means detect.DefaultConfig().
 	Detect detect.Config
-	// Owned lists addresses VM ports own beyond what the neighbour and FDB
-	// tables show (config), by port name.
-	Owned map[string][]netip.Addr
+	// Owned lists prefixes VM ports own beyond what the neighbour and FDB
+	// tables show (config detect.owned), by port name.
+	Owned detect.Owned
 	// LibvirtDir holds libvirt's live domain XML; "" = attrib.LibvirtQemuDir.
 	LibvirtDir string
 	// OnFlood, if set, is called (from Run, without locks held) when a key
@@ -112,6 +112,8 @@ type Watcher struct {
 	recentNext  int
 	recentLen   int
 	inv         inventory
+	owned       detect.Owned  // configured, read at each inventory refresh
+	tickEvery   time.Duration // detect.tick in force
 	keyStates   map[string]detect.State
 }
 
@@ -156,6 +158,9 @@ func Open(o Options) (*Watcher, error) {
 	if o.LibvirtDir == "" {
 		o.LibvirtDir = attrib.LibvirtQemuDir
 	}
+	if err := o.Owned.Validate(); err != nil {
+		return nil, fmt.Errorf("synwatch: %w", err)
+	}
 	counter, err := NewCounter(o.Ports, o.TopN, rand.Uint64(), o.Detect)
 	if err != nil {
 		return nil, err
@@ -167,6 +172,8 @@ func Open(o Options) (*Watcher, error) {
 		every:     1,
 		spec:      FilterSpec{SampleEvery: 1},
 		recent:    make([]Packet, o.Recent),
+		owned:     o.Owned,
+		tickEvery: o.Detect.Tick,
 		keyStates: map[string]detect.State{},
 	}
 	counter.spoofed = func(port string, src, dst netip.Addr) bool { return w.inv.spoofed(port, src, dst) }
@@ -181,11 +188,11 @@ func Open(o Options) (*Watcher, error) {
 		w.uplink = uint32(ifc.Index)
 		bind := ifc.Index
 		if o.BridgePorts {
-			w.invRead, err = openInventory(o.NetNS, ifc.Index, o.Owned, o.LibvirtDir)
+			w.invRead, err = openInventory(o.NetNS, ifc.Index, o.LibvirtDir)
 			if err != nil {
 				return nil, err
 			}
-			if w.inv, err = w.invRead.read(); err != nil {
+			if w.inv, err = w.invRead.read(o.Owned); err != nil {
 				w.log.Warn("synwatch inventory", "err", err)
 			}
 			w.spec.Uplink, w.spec.Ignore, bind = w.uplink, w.inv.ignore, 0
@@ -208,6 +215,31 @@ func Open(o Options) (*Watcher, error) {
 	w.ring = r
 	w.onFrame = w.handleFrame
 	return w, nil
+}
+
+// Reconfigure applies a new per-key config and new configured owned
+// prefixes to a running capture (a config reload); on error nothing
+// changes. The owned prefixes take effect at the next inventory read
+// (within a second). A changed config starts the per-key accounting and
+// each key's hysteresis afresh, as a reload does for the interface
+// detector; an unchanged one keeps them.
+func (w *Watcher) Reconfigure(cfg detect.Config, owned detect.Owned) error {
+	if cfg == (detect.Config{}) {
+		cfg = detect.DefaultConfig()
+	}
+	if err := owned.Validate(); err != nil {
+		return fmt.Errorf("synwatch: %w", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cfg != w.opts.Detect {
+		if err := w.counter.Reconfigure(cfg); err != nil {
+			return err
+		}
+		w.opts.Detect, w.tickEvery = cfg, cfg.Tick
+	}
+	w.owned = owned
+	return nil
 }
 
 // inNetNS runs fn on a thread switched into the namespace fd (0 = as is).
@@ -257,7 +289,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 		now := w.opts.Clock()
-		if now.Sub(lastTick) >= w.opts.Detect.Tick {
+		w.mu.Lock()
+		tickEvery := w.tickEvery
+		w.mu.Unlock()
+		if now.Sub(lastTick) >= tickEvery {
 			w.tick(now)
 			lastTick = now
 		}
@@ -321,7 +356,10 @@ func (w *Watcher) tick(now time.Time) {
 // refreshInventory re-reads ports, owned addresses and VM names, and
 // replaces the filter when the interfaces to ignore changed.
 func (w *Watcher) refreshInventory() error {
-	inv, err := w.invRead.read()
+	w.mu.Lock()
+	owned := w.owned
+	w.mu.Unlock()
+	inv, err := w.invRead.read(owned)
 	if err != nil && inv.ports == nil {
 		w.log.Warn("synwatch inventory", "err", err)
 		return nil
