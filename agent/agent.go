@@ -129,7 +129,8 @@ func New(d Deps) (*Agent, error) {
 }
 
 // configure builds the detector and policy engine from cfg, carrying over
-// the mitigations in force. It is how SIGHUP reloads.
+// the mitigations in force, and hands the captures their per-key config
+// and owned prefixes. It is how SIGHUP reloads.
 func (a *Agent) configure(cfg config.Config) error {
 	det, err := detect.NewDetector(cfg.DetectorConfig())
 	if err != nil {
@@ -145,6 +146,13 @@ func (a *Agent) configure(cfg config.Config) error {
 	}
 	if a.engine != nil {
 		if err := eng.Adopt(a.engine.Mitigations()); err != nil {
+			return err
+		}
+	}
+	// Last, as the one step that changes running captures: it refuses a
+	// bad config before touching any.
+	if a.deps.Binder != nil {
+		if err := a.deps.Binder.Reconfigure(cfg.DetectorConfig(), cfg.Owned()); err != nil {
 			return err
 		}
 	}

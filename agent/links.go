@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/agent/control"
+	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/internal/netif"
 )
 
@@ -18,6 +19,10 @@ type Binder interface {
 	// Bind starts a capture on name and returns it, the ifindex it is bound
 	// to, and a function that stops it and releases its socket.
 	Bind(name string) (c Capture, ifindex int, stop func(), err error)
+	// Reconfigure gives the bound captures, and those bound later, a new
+	// per-key config and configured owned prefixes (a reload). It checks
+	// both before it changes anything; on error nothing changed.
+	Reconfigure(cfg detect.Config, owned detect.Owned) error
 }
 
 // link is the capture binding of one watched interface. Counters and

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/internal/netif"
 )
 
@@ -17,6 +18,8 @@ type fakeBinder struct {
 	capt    *fakeCapture
 	binds   int
 	stopped int
+	detect  detect.Config // what the captures were last given
+	owned   detect.Owned
 }
 
 func (b *fakeBinder) Bind(name string) (Capture, int, func(), error) {
@@ -25,6 +28,17 @@ func (b *fakeBinder) Bind(name string) (Capture, int, func(), error) {
 	}
 	b.binds++
 	return b.capt, b.index, func() { b.stopped++ }, nil
+}
+
+func (b *fakeBinder) Reconfigure(cfg detect.Config, owned detect.Owned) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := owned.Validate(); err != nil {
+		return err
+	}
+	b.detect, b.owned = cfg, owned
+	return nil
 }
 
 func readyz(t *testing.T, a *Agent) (int, string) {

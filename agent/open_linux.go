@@ -98,7 +98,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		default: // a wake-up is pending already
 		}
 	}
-	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(), onFlood: onFlood,
+	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(), owned: cfg.Owned(), onFlood: onFlood,
 		watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
 	closers = append(closers, binder.stopAll)
 	ev, err := evidence.NewWriter(evidence.Options{
@@ -209,6 +209,7 @@ type synwatchBinder struct {
 	ports    []uint16
 	log      *slog.Logger
 	detect   detect.Config
+	owned    detect.Owned
 	onFlood  func()
 	watchers map[string]*synwatch.Watcher // shared with the evidence sink
 	stops    map[string]func()
@@ -220,7 +221,7 @@ func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
 		return nil, 0, nil, fmt.Errorf("interface %s: %w", name, err)
 	}
 	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log,
-		BridgePorts: true, Detect: b.detect, OnFlood: b.onFlood})
+		BridgePorts: true, Detect: b.detect, Owned: b.owned, OnFlood: b.onFlood})
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -249,6 +250,25 @@ func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
 	}
 	b.watchers[name], b.stops[name] = w, stop
 	return watcherCapture{w}, before.Index, stop, nil
+}
+
+// Reconfigure implements Binder: the running captures switch to cfg and
+// owned, and later binds use them.
+func (b *synwatchBinder) Reconfigure(cfg detect.Config, owned detect.Owned) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := owned.Validate(); err != nil {
+		return err
+	}
+	var errs []error
+	for name, w := range b.watchers {
+		if err := w.Reconfigure(cfg, owned); err != nil {
+			errs = append(errs, fmt.Errorf("capture %s: %w", name, err))
+		}
+	}
+	b.detect, b.owned = cfg, owned
+	return errors.Join(errs...)
 }
 
 // stopAll ends every capture (at shutdown).

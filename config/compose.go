@@ -17,14 +17,41 @@ import (
 // DetectorConfig is the detector's configuration: the detect.* keys over
 // the detector's own defaults.
 func (c Config) DetectorConfig() detect.Config {
+	d := c.Detect
 	dc := detect.DefaultConfig()
-	dc.SynRateMin = c.Detect.SynRateMin
-	dc.SynAckRatioMax = c.Detect.SynackRatioMax
-	dc.RstRatioMax = c.Detect.RstRatioMax
-	dc.EnterAfter = int(c.Detect.EnterAfter)
-	dc.ExitAfter = int(c.Detect.ExitAfter)
-	dc.RTTAllowance = time.Duration(c.Detect.RTTAllowance)
+	dc.SynRateMin = d.SynRateMin
+	dc.SynAckRatioMax = d.SynackRatioMax
+	dc.RstRatioMax = d.RstRatioMax
+	dc.CloseRatioMax = d.CloseRatioMax
+	dc.UDPRateMin = d.UDPRateMin
+	dc.UDPReplyRatioMax = d.UDPReplyRatioMax
+	dc.EnterAfter = int(d.EnterAfter)
+	dc.ExitAfter = int(d.ExitAfter)
+	dc.Tick = time.Duration(d.Tick)
+	dc.Window = time.Duration(d.Window)
+	dc.RTTAllowance = time.Duration(d.RTTAllowance)
+	dc.KeyEnterTicks = int(d.KeyEnterTicks)
+	dc.KeyExitTicks = int(d.KeyExitTicks)
+	dc.ICMPRateMin = d.ICMPRateMin
+	dc.ICMPReplyRatioMax = d.ICMPReplyRatioMax
+	dc.ICMPRateMax = d.ICMPRateMax
+	dc.SpoofRateMin = d.SpoofRateMin
+	dc.MaxSourcesTracked = int(d.MaxSourcesTracked)
+	dc.MaxPortsTracked = int(d.MaxPortsTracked)
 	return dc
+}
+
+// Owned is detect.owned: the prefixes each VM bridge port owns beyond what
+// the node's tables show; nil when none are configured.
+func (c Config) Owned() detect.Owned {
+	if len(c.Detect.Owned) == 0 {
+		return nil
+	}
+	o := make(detect.Owned, len(c.Detect.Owned))
+	for port, ps := range c.Detect.Owned {
+		o[port] = Prefixes(ps)
+	}
+	return o
 }
 
 // PolicyConfig is the policy engine's configuration; paused reports whether
@@ -75,6 +102,9 @@ var specKeys = map[string]string{
 // checks on this config, naming the config key at fault.
 func (c Config) validateComposed() error {
 	if err := c.DetectorConfig().Validate(); err != nil {
+		return err
+	}
+	if err := c.Owned().Validate(); err != nil {
 		return err
 	}
 	// Any valid name serves: the interface is the request's, not the config's.

@@ -46,17 +46,41 @@ type Config struct {
 	Webhook    Webhook   `yaml:"webhook"`
 }
 
-// Detect holds the detector's thresholds (docs/design.md §3).
+// Detect holds the detector's thresholds (docs/design.md §3, §11). The
+// per-key rule's keys are checked by detect.Config.Validate and the owned
+// prefixes by detect.Owned.Validate, through validateComposed.
 type Detect struct {
 	Interval       Duration `yaml:"interval"`
 	SynRateMin     float64  `yaml:"syn_rate_min"`
 	SynackRatioMax float64  `yaml:"synack_ratio_max"`
 	RstRatioMax    float64  `yaml:"rst_ratio_max"`
-	EnterAfter     Count    `yaml:"enter_after"`
-	ExitAfter      Count    `yaml:"exit_after"`
+	CloseRatioMax  float64  `yaml:"close_ratio_max"`
+	// UDPRateMin and UDPReplyRatioMax judge UDP out against UDP in.
+	UDPRateMin       float64 `yaml:"udp_rate_min"`
+	UDPReplyRatioMax float64 `yaml:"udp_reply_ratio_max"`
+	EnterAfter       Count   `yaml:"enter_after"`
+	ExitAfter        Count   `yaml:"exit_after"`
+	// Tick and Window are the per-key sliding window: how often it slides
+	// and the span it measures (detect.Config.Tick, Window).
+	Tick   Duration `yaml:"tick"`
+	Window Duration `yaml:"window"`
 	// RTTAllowance is how long a SYN may wait for its SYN-ACK before it
 	// counts as unanswered in the per-key rule (detect.Config.RTTAllowance).
-	RTTAllowance Duration `yaml:"rtt_allowance"`
+	RTTAllowance  Duration `yaml:"rtt_allowance"`
+	KeyEnterTicks Count    `yaml:"key_enter_ticks"`
+	KeyExitTicks  Count    `yaml:"key_exit_ticks"`
+	// ICMP and spoofing thresholds of the per-key rule.
+	ICMPRateMin       float64 `yaml:"icmp_rate_min"`
+	ICMPReplyRatioMax float64 `yaml:"icmp_reply_ratio_max"`
+	ICMPRateMax       float64 `yaml:"icmp_rate_max"`
+	SpoofRateMin      float64 `yaml:"spoof_rate_min"`
+	// MaxSourcesTracked and MaxPortsTracked bound the keys the per-key
+	// accounting tracks exactly, and so its memory.
+	MaxSourcesTracked Count `yaml:"max_sources_tracked"`
+	MaxPortsTracked   Count `yaml:"max_ports_tracked"`
+	// Owned lists, per VM bridge port, the source prefixes it may emit
+	// beyond what the neighbour and FDB tables show (detect.Owned).
+	Owned map[string][]Prefix `yaml:"owned,omitempty"`
 }
 
 // Throttle says what a mitigation installs and how long it lives (docs/design.md §4, §5).
@@ -90,15 +114,7 @@ func Default() Config {
 		Listen:   "127.0.0.1:9466",
 		Socket:   "/run/egressguard/egressguard.sock",
 		StateDir: "/var/lib/egressguard",
-		Detect: Detect{
-			Interval:       Duration(time.Second),
-			SynRateMin:     2000,
-			SynackRatioMax: 0.2,
-			RstRatioMax:    0.5,
-			EnterAfter:     3,
-			ExitAfter:      30,
-			RTTAllowance:   Duration(detect.DefaultConfig().RTTAllowance),
-		},
+		Detect:   detectDefaults(detect.DefaultConfig()),
 		Throttle: Throttle{
 			Rate:              1_000_000,
 			Ports:             []Port{80, 443},
@@ -111,6 +127,32 @@ func Default() Config {
 		},
 		Whitelist: Whitelist{Ports: []Port{51820}},
 		Webhook:   Webhook{TokenFile: "/etc/egressguard/webhook.token"},
+	}
+}
+
+// detectDefaults is the detect section holding the detector's defaults.
+func detectDefaults(dc detect.Config) Detect {
+	return Detect{
+		Interval:          Duration(time.Second),
+		SynRateMin:        dc.SynRateMin,
+		SynackRatioMax:    dc.SynAckRatioMax,
+		RstRatioMax:       dc.RstRatioMax,
+		CloseRatioMax:     dc.CloseRatioMax,
+		UDPRateMin:        dc.UDPRateMin,
+		UDPReplyRatioMax:  dc.UDPReplyRatioMax,
+		EnterAfter:        Count(dc.EnterAfter),
+		ExitAfter:         Count(dc.ExitAfter),
+		Tick:              Duration(dc.Tick),
+		Window:            Duration(dc.Window),
+		RTTAllowance:      Duration(dc.RTTAllowance),
+		KeyEnterTicks:     Count(dc.KeyEnterTicks),
+		KeyExitTicks:      Count(dc.KeyExitTicks),
+		ICMPRateMin:       dc.ICMPRateMin,
+		ICMPReplyRatioMax: dc.ICMPReplyRatioMax,
+		ICMPRateMax:       dc.ICMPRateMax,
+		SpoofRateMin:      dc.SpoofRateMin,
+		MaxSourcesTracked: Count(dc.MaxSourcesTracked),
+		MaxPortsTracked:   Count(dc.MaxPortsTracked),
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/detect/account"
 	"github.com/egressguard/egressguard/shaper"
 )
 
@@ -60,6 +62,30 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"bad interface", "interfaces: [\"eth0/1\"]\n", `interfaces[0] "eth0/1"`},
 		{"list for scalar", "throttle: {rate: [1mbit]}\n", `throttle.rate want a single value, got a list`},
 		{"bad listen", "listen: 9466\n", `listen "9466": want host:port`},
+		{"tick too short", "detect: {tick: 5ms}\n", `detect.tick 5ms: want a duration from 20ms to 100ms`},
+		{"zero tick", "detect: {tick: 0s}\n", `detect.tick "0s": want a positive duration`},
+		{"window below tick", "detect: {tick: 100ms, window: 50ms}\n", `detect.window 50ms: want a duration from detect.tick (100ms) to 10s`},
+		{"window too long", "detect: {window: 1m}\n", `detect.window 1m0s`},
+		{"key_enter_ticks fraction", "detect: {key_enter_ticks: 1.5}\n", `detect.key_enter_ticks "1.5": want a whole number`},
+		{"key_exit_ticks zero", "detect: {key_exit_ticks: 0}\n", `detect.key_exit_ticks 0: want at least 1`},
+		{"close ratio zero", "detect: {close_ratio_max: 0}\n", `detect.close_ratio_max 0: want a fraction in (0, 1]`},
+		{"udp rate NaN", "detect: {udp_rate_min: .nan}\n", `detect.udp_rate_min NaN`},
+		{"udp reply ratio above one", "detect: {udp_reply_ratio_max: 1.5}\n", `detect.udp_reply_ratio_max 1.5`},
+		{"icmp rate min negative", "detect: {icmp_rate_min: -1}\n", `detect.icmp_rate_min -1`},
+		{"icmp reply ratio zero", "detect: {icmp_reply_ratio_max: 0}\n", `detect.icmp_reply_ratio_max 0`},
+		{"icmp rate max inf", "detect: {icmp_rate_max: .inf}\n", `detect.icmp_rate_max +Inf`},
+		{"spoof rate zero", "detect: {spoof_rate_min: 0}\n", `detect.spoof_rate_min 0`},
+		{"max sources zero", "detect: {max_sources_tracked: 0}\n", `detect.max_sources_tracked 0: want at least 1`},
+		{"max sources over memory", "detect: {max_sources_tracked: 1000000}\n", `detect.max_sources_tracked 1000000 and detect.max_ports_tracked 256 over 18 ticks`},
+		{"max ports fraction", "detect: {max_ports_tracked: 2.5}\n", `detect.max_ports_tracked "2.5": want a whole number`},
+		{"max ports too many", "detect: {max_ports_tracked: 100000}\n", `detect.max_ports_tracked 100000: want 1 to 65536`},
+		{"owned bad port name", "detect: {owned: {\"vnet 3\": [192.0.2.10]}}\n", `detect.owned "vnet 3"`},
+		{"owned bad prefix", "detect: {owned: {vnet3: [192.0.2.10, 10.0.0.0/33]}}\n", `detect.owned.vnet3[1] "10.0.0.0/33": want a CIDR`},
+		{"owned mapped", "detect: {owned: {vnet3: [\"::ffff:192.0.2.0/120\"]}}\n", `detect.owned.vnet3[0] ::ffff:192.0.2.0/120: write IPv4-mapped addresses as IPv4`},
+		{"owned twice", "detect: {owned: {vnet3: [192.0.2.10, 192.0.2.10/32]}}\n", `detect.owned.vnet3[1] 192.0.2.10/32: listed twice`},
+		{"owned port twice", "detect:\n  owned:\n    vnet3: [192.0.2.10]\n    vnet3: [192.0.2.11]\n", `"vnet3" already defined`},
+		{"owned a list", "detect: {owned: [192.0.2.10]}\n", `cannot unmarshal`},
+		{"unknown detect key", "detect: {max_keys: 10}\n", `unknown key "detect.max_keys"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -67,6 +93,94 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 				t.Fatalf("Parse(%q) error = %v, want it to contain %q", tc.yaml, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseDetectKeys: every detect.* key reaches the detector's config,
+// and detect.owned its prefixes (a bare address as /32 or /128).
+func TestParseDetectKeys(t *testing.T) {
+	c, err := Parse([]byte(`
+detect:
+  tick: 20ms
+  window: 1s
+  rtt_allowance: 150ms
+  key_enter_ticks: 3
+  key_exit_ticks: 40
+  close_ratio_max: 0.4
+  udp_rate_min: 8000
+  udp_reply_ratio_max: 0.1
+  icmp_rate_min: 500
+  icmp_reply_ratio_max: 0.3
+  icmp_rate_max: 50000
+  spoof_rate_min: 10
+  max_sources_tracked: 4096
+  max_ports_tracked: 512
+  owned:
+    vnet3: [192.0.2.10, "2001:db8::10/128"]
+    tap101i0: [198.51.100.0/29]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := c.DetectorConfig()
+	want := detect.DefaultConfig()
+	want.Tick, want.Window, want.RTTAllowance = 20*time.Millisecond, time.Second, 150*time.Millisecond
+	want.KeyEnterTicks, want.KeyExitTicks = 3, 40
+	want.CloseRatioMax, want.UDPRateMin, want.UDPReplyRatioMax = 0.4, 8000, 0.1
+	want.ICMPRateMin, want.ICMPReplyRatioMax, want.ICMPRateMax, want.SpoofRateMin = 500, 0.3, 50000, 10
+	want.MaxSourcesTracked, want.MaxPortsTracked = 4096, 512
+	if dc != want {
+		t.Errorf("DetectorConfig() = %+v\nwant %+v", dc, want)
+	}
+	o := c.Owned()
+	if got := o["vnet3"]; len(got) != 2 || got[0] != netip.MustParsePrefix("192.0.2.10/32") || got[1] != netip.MustParsePrefix("2001:db8::10/128") {
+		t.Errorf("owned vnet3 = %v", got)
+	}
+	if got := o["tap101i0"]; len(got) != 1 || got[0] != netip.MustParsePrefix("198.51.100.0/29") {
+		t.Errorf("owned tap101i0 = %v", got)
+	}
+	if d := Default(); d.DetectorConfig() != detect.DefaultConfig() || d.Owned() != nil {
+		t.Errorf("Default() detect section %+v differs from detect.DefaultConfig()", d.DetectorConfig())
+	}
+}
+
+// TestMaxSourcesTrackedBoundsTheAccounting: detect.max_sources_tracked from
+// the file bounds the accounting the capture builds from it. 100,000
+// distinct sources, each sending enough in its tick to be promoted, never
+// hold more than 16 slots; what finds no slot counts in the other key.
+func TestMaxSourcesTrackedBoundsTheAccounting(t *testing.T) {
+	c, err := Parse([]byte("detect: {max_sources_tracked: 16}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := account.New(detect.AccountOptions(c.DetectorConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParseAddr("198.18.0.10")
+	const sources, perTick = 100_000, 1000
+	maxTracked := 0
+	for i := range sources {
+		src := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		a.Add(account.Packet{Out: true, Src: src, Dst: dst, Proto: account.ProtoTCP, TCPFlags: account.FlagSYN, DstPort: 443, Length: 60}, 32)
+		if (i+1)%perTick == 0 {
+			a.Tick()
+			n, _ := a.Tracked()
+			maxTracked = max(maxTracked, n)
+		}
+	}
+	var other uint64
+	a.Each(account.Span{N: 1}, account.Span{N: 1}, func(r *account.Row) {
+		if r.Key.Kind == account.KeyOtherSources {
+			other = r.Recent.SynOut
+		}
+	})
+	t.Logf("%d distinct sources: at most %d tracked at once (max_sources_tracked 16); other key %d SYNs in the last tick", sources, maxTracked, other)
+	if maxTracked > 16 || maxTracked == 0 {
+		t.Errorf("%d sources tracked at once, want 1 to 16", maxTracked)
+	}
+	if other == 0 {
+		t.Error("nothing counted in the other key: the sources without a slot were lost")
 	}
 }
 
@@ -133,6 +247,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("mode: enforce\nthrottle: {rate: 1mbit, ports: [443]}\n"))
 	f.Add([]byte("whitelist: {cidrs: [192.0.2.0/24]}\n"))
 	f.Add([]byte("detect: [1, 2]\n"))
+	f.Add([]byte("detect: {tick: 20ms, window: 1s, key_enter_ticks: 3, key_exit_ticks: 40}\n"))
+	f.Add([]byte("detect: {close_ratio_max: 0.4, udp_rate_min: 8000, udp_reply_ratio_max: 0.1}\n"))
+	f.Add([]byte("detect: {icmp_rate_min: 500, icmp_reply_ratio_max: 0.3, icmp_rate_max: 50000, spoof_rate_min: 10}\n"))
+	f.Add([]byte("detect: {max_sources_tracked: 4096, max_ports_tracked: 512}\n"))
+	f.Add([]byte("detect: {owned: {vnet3: [192.0.2.10, \"2001:db8::/64\"]}}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err != nil {

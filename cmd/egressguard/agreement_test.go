@@ -66,6 +66,26 @@ var agreementSeeds = []string{
 	"throttle: {ttl: 48h}\n",
 	"whitelist: {ports: [443]}\n",
 	"whitelist: {ports: [0]}\n",
+	// The per-key detection's keys: one accepted file, then one refused
+	// value per key.
+	"detect: {tick: 20ms, window: 1s, rtt_allowance: 150ms, key_enter_ticks: 3, key_exit_ticks: 40, close_ratio_max: 0.4, udp_rate_min: 8000, udp_reply_ratio_max: 0.1, icmp_rate_min: 500, icmp_reply_ratio_max: 0.3, icmp_rate_max: 50000, spoof_rate_min: 10, max_sources_tracked: 4096, max_ports_tracked: 512, owned: {vnet3: [192.0.2.10, \"2001:db8::/64\"]}}\n",
+	"detect: {tick: 5ms}\n",
+	"detect: {tick: 100ms, window: 50ms}\n",
+	"detect: {rtt_allowance: 20s}\n",
+	"detect: {key_enter_ticks: 0}\n",
+	"detect: {key_exit_ticks: 1.5}\n",
+	"detect: {close_ratio_max: 2}\n",
+	"detect: {udp_rate_min: .nan}\n",
+	"detect: {udp_reply_ratio_max: 0}\n",
+	"detect: {icmp_rate_min: .inf}\n",
+	"detect: {icmp_reply_ratio_max: -1}\n",
+	"detect: {icmp_rate_max: 0}\n",
+	"detect: {spoof_rate_min: .nan}\n",
+	"detect: {max_sources_tracked: 1000000}\n",
+	"detect: {max_ports_tracked: 100000}\n",
+	"detect: {owned: {\"vnet/3\": [192.0.2.10]}}\n",
+	"detect: {owned: {vnet3: [\"::ffff:192.0.2.0/120\"]}}\n",
+	"detect: {owned: {vnet3: [192.0.2.10, 192.0.2.10]}}\n",
 }
 
 // TestCommandsAgreeOnEveryConfig: doctor, plan, throttle and run accept or
