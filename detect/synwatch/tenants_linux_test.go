@@ -3,6 +3,7 @@ package synwatch
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,4 +158,100 @@ func TestLateSynAcksNeverFlood(t *testing.T) {
 	if peak <= cfg.SynRateMin {
 		t.Fatalf("peak SYN out %.0f/s never exceeded syn_rate_min %.0f/s: the test proves nothing", peak, cfg.SynRateMin)
 	}
+}
+
+// TestConfiguredOwnedAddressesAreNotSpoofed: a VM sends 1500 UDP/s from
+// random addresses of 10.77.0.0/16, addresses the bridge never learned for
+// its port. Its port reads as spoofing (a flood: above spoof_rate_min, while
+// the UDP rate stays below udp_rate_min). Reconfigured with detect.owned
+// listing 10.77.0.0/16 for that port, as a reload does, the same traffic is
+// never spoofing.
+func TestConfiguredOwnedAddressesAreNotSpoofed(t *testing.T) {
+	requireRoot(t)
+	l := eglab.NewT(t, "ego", 1)
+	ctx := context.Background()
+	vm := l.VMs[0]
+	// Talking through the node leaves a neighbour entry: the port owns an
+	// IPv4 address, so its IPv4 sources are judged.
+	if _, err := l.Exec(ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+eglab.BridgeAddr4.String()+"/9"); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := os.Open("/run/netns/" + l.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	ll := &lab{Lab: l, node: l.Node, inet: l.Inet, nodeFD: int(fd.Fd())}
+	cfg := detect.DefaultConfig()
+	w := ll.watch(t, Options{BridgePorts: true, Detect: cfg, LibvirtDir: t.TempDir()})
+	key := "port " + vm.Port
+
+	generator(t, "synflood")
+	// flood sends for 2 s and returns the port's verdicts seen meanwhile.
+	flood := func() (spoofing, floods int, last detect.KeyVerdict) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ll.run(t, vm.NS, "synflood", "-udp", "-ports", "4242", "-rate", "1500", "-duration", "2s", "-spoof", "10.77.0.0/16")
+		}()
+		for running := true; running; {
+			select {
+			case <-done:
+				running = false
+			case <-time.After(50 * time.Millisecond):
+			}
+			for _, k := range w.Keys() {
+				if k.Key != key {
+					continue
+				}
+				last = k
+				if k.Spoofing {
+					spoofing++
+				}
+				if k.State == detect.StateFlood {
+					floods++
+				}
+			}
+		}
+		return spoofing, floods, last
+	}
+
+	spoofing, floods, last := flood()
+	t.Logf("unconfigured: %s spoofing in %d polls, flood in %d; last %s %v", key, spoofing, floods, last.State, last.Reasons)
+	if spoofing == 0 || floods == 0 {
+		t.Fatalf("%s never spoofing (%d) or never a flood (%d) without detect.owned: the test proves nothing", key, spoofing, floods)
+	}
+	if err := w.Reconfigure(cfg, detect.Owned{vm.Port: {netip.MustParsePrefix("10.77.0.0/16")}}); err != nil {
+		t.Fatal(err)
+	}
+	// The owned prefixes apply at the next inventory read; the first
+	// flood's verdict ends after key_exit_ticks clean ticks.
+	time.Sleep(2 * inventoryEvery)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, ok := find(w.Keys(), key)
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still not clean 10 s after the first flood", key)
+		}
+	}
+	before := w.Stats().Sampled
+	spoofing, floods, last = flood()
+	if n := w.Stats().Sampled - before; n < 1000 {
+		t.Fatalf("the capture sampled %d packets during the second flood: it proves nothing", n)
+	}
+	t.Logf("detect.owned %s [10.77.0.0/16]: spoofing in %d polls, flood in %d; last %q %v (spoofed %.0f/s)", vm.Port, spoofing, floods, last.State, last.Reasons, last.Rates.SpoofedOutPps)
+	if spoofing != 0 || floods != 0 {
+		t.Errorf("%s with its prefix in detect.owned: spoofing in %d polls, flood in %d; want neither", key, spoofing, floods)
+	}
+}
+
+func find(vs []detect.KeyVerdict, key string) (detect.KeyVerdict, bool) {
+	for _, v := range vs {
+		if v.Key == key {
+			return v, true
+		}
+	}
+	return detect.KeyVerdict{}, false
 }
