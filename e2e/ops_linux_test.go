@@ -1,7 +1,8 @@
 package e2e
 
 import (
-	"github.com/egressguard/egressguard/shaper"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/egressguard/egressguard/config"
 	"github.com/egressguard/egressguard/internal/lab"
 	"github.com/egressguard/egressguard/internal/labagent"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // TestObserveFloodChangesNothing: in observe mode a flood gets verdict
@@ -44,20 +46,29 @@ func TestObserveFloodChangesNothing(t *testing.T) {
 }
 
 // TestSighupReload: SIGHUP with a bad config keeps the old one and logs
-// why; with a good one the mode changes.
+// why, whether the fault is the throttle's or the per-key detection's;
+// with a good one (which also lists a port's owned addresses) the mode
+// changes.
 func TestSighupReload(t *testing.T) {
 	e := newEnv(t, 0, func(c *config.Config) { c.Mode = config.ModeObserve })
 	e.startAgent()
 	good := labagent.Config(e.dir)
+	good.Detect.MaxSourcesTracked = 512
+	good.Detect.Owned = map[string][]config.Prefix{"vnet9": {config.Prefix(netip.MustParsePrefix("192.0.2.10/32"))}}
 	bad := good
 	bad.Throttle.Ports = []config.Port{22} // throttling SSH is nonsense
+	badTick := good
+	badTick.Detect.Tick = config.Duration(5 * time.Millisecond) // finer than the ring hands over frames
+	const refused = "config reload refused; keeping the old config"
+	seen := map[string]int{}
 	for _, step := range []struct {
 		name string
 		cfg  config.Config
 		msg  string
 		mode string
 	}{
-		{"bad", bad, "config reload refused; keeping the old config", config.ModeObserve},
+		{"bad", bad, refused, config.ModeObserve},
+		{"bad detect.tick", badTick, refused, config.ModeObserve},
 		{"good", good, "config reloaded", config.ModeEnforce},
 	} {
 		if err := labagent.WriteConfig(e.agent.ConfigPath, step.cfg); err != nil {
@@ -66,18 +77,23 @@ func TestSighupReload(t *testing.T) {
 		if err := e.agent.Reload(); err != nil {
 			t.Fatal(err)
 		}
+		want := seen[step.msg] + 1
 		deadline := time.Now().Add(5 * time.Second)
-		for len(e.agent.LogEntries(step.msg)) == 0 && time.Now().Before(deadline) {
+		for len(e.agent.LogEntries(step.msg)) < want && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		logs := e.agent.LogEntries(step.msg)
-		if len(logs) != 1 {
-			t.Fatalf("%s config: %d %q log lines, want 1", step.name, len(logs), step.msg)
+		if len(logs) != want {
+			t.Fatalf("%s config: %d %q log lines, want %d", step.name, len(logs), step.msg, want)
 		}
+		seen[step.msg] = want
 		if mode := e.status().Mode; mode != step.mode {
 			t.Errorf("%s config: mode %s, want %s", step.name, mode, step.mode)
 		}
-		t.Logf("%s config: %v", step.name, logs[0])
+		t.Logf("%s config: %v", step.name, logs[want-1])
+	}
+	if logs := e.agent.LogEntries(refused); len(logs) == 2 && !strings.Contains(fmt.Sprint(logs[1]["err"]), "detect.tick 5ms") {
+		t.Errorf("refused detect.tick reload logged %v, want the field and value named", logs[1])
 	}
 }
 
