@@ -66,11 +66,11 @@ func TestAlertLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir() // before the lab: removed after the lab has ended the agent
 	l := lab.NewT(t, "egl", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	started := time.Now()
-	dir := t.TempDir()
 	cfg := labagent.Config(dir) // enforce, node_name lab-node, interfaces [up0]
 	cfg.Detect.ExitAfter = 3    // the verdict turns clean 3s after the flood
 	lp := &alertLoop{t: t, ctx: ctx, l: l, c: lab.HTTPClient(l.Node), node: cfg.NodeName}

@@ -191,8 +191,8 @@ func TestVsFastNetMon(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			dir := t.TempDir() // before the lab: removed after the lab has ended FastNetMon
 			e := newEnv(t, 1, func(c *config.Config) { c.Mode = config.ModeObserve })
-			dir := t.TempDir()
 			nets := lab.NodeAddr4.String() + "/30\n" + lab.VMNet4.String() + "\n"
 			for name, body := range map[string]string{
 				"networks_list": nets, "networks_whitelist": "",

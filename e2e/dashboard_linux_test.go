@@ -41,10 +41,10 @@ func TestDashboardDuringFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir() // before the lab: removed after the lab has ended the agent
 	l := lab.NewT(t, "egl", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	dir := t.TempDir()
 	cfg := labagent.Config(dir)
 	lp := &alertLoop{t: t, ctx: ctx, l: l, c: lab.HTTPClient(l.Node), node: cfg.NodeName}
 	rulesDir := filepath.Join(dir, "rules")

@@ -54,7 +54,10 @@ func newEnvWith(t *testing.T, o lab.Options, edit func(*config.Config)) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, lab: lab.NewTWith(t, "egl", o), tools: tools, dir: t.TempDir()}
+	// The directory first: cleanups run last-in first-out, so it is removed
+	// only after the lab has ended the agent that writes into it.
+	dir := t.TempDir()
+	e := &env{t: t, ctx: ctx, lab: lab.NewTWith(t, "egl", o), tools: tools, dir: dir}
 	cfg := labagent.Config(e.dir)
 	if edit != nil {
 		edit(&cfg)
