@@ -30,9 +30,12 @@ type window struct {
 	sampleDsts            []netip.AddrPort
 	rng                   *rand.Rand
 
-	// Kernel ring statistics: packets that passed the filter and those of
-	// them the ring had no room for (compensated in counts).
-	kernelPassed, kernelDropped uint64
+	// Ring drop compensation, in packets on the wire: readWeight sums the
+	// sampling weight of every frame read from the ring (counted or not),
+	// dropWeight the frames the ring had no room for, each weighted by the
+	// divisor in effect when it was dropped. Counts scale by
+	// (readWeight+dropWeight)/readWeight.
+	readWeight, dropWeight uint64
 }
 
 func newWindow(seed uint64) *window {
@@ -87,11 +90,26 @@ func (w *window) add(o observation, weight uint64) {
 	}
 }
 
-// counts returns the window's estimates with at most topN ports and sources.
+// dropWeight returns the packets that dropped frames stand for: each as the
+// average of the frames read meanwhile (readFrames frames standing for
+// readWeight packets), or as every packets when none was read.
+func dropWeight(dropped, readFrames, readWeight uint64, every uint32) uint64 {
+	if dropped == 0 {
+		return 0
+	}
+	if readFrames == 0 {
+		return dropped * uint64(every)
+	}
+	return uint64(math.Round(float64(dropped) * float64(readWeight) / float64(readFrames)))
+}
+
+// counts returns the window's estimates with at most topN ports and
+// sources, scaled by (readWeight+dropWeight)/readWeight for the frames the
+// ring dropped.
 func (w *window) counts(topN int) detect.Counts {
 	scale := func(v uint64) uint64 { return v }
-	if w.kernelDropped > 0 && w.kernelDropped < w.kernelPassed {
-		f := float64(w.kernelPassed) / float64(w.kernelPassed-w.kernelDropped)
+	if w.dropWeight > 0 && w.readWeight > 0 {
+		f := float64(w.readWeight+w.dropWeight) / float64(w.readWeight)
 		scale = func(v uint64) uint64 { return uint64(math.Round(float64(v) * f)) }
 	}
 	c := detect.Counts{
@@ -129,7 +147,7 @@ func (w *window) counts(topN int) detect.Counts {
 func (w *window) reset() {
 	w.synOut, w.synAckIn, w.rstOut, w.closeOut, w.udpOut, w.udpIn = 0, 0, 0, 0, 0, 0
 	w.outSampled, w.outWeight = 0, 0
-	w.kernelPassed, w.kernelDropped = 0, 0
+	w.readWeight, w.dropWeight = 0, 0
 	w.dsts.reset()
 	w.ports.reset()
 	w.sources.reset()
