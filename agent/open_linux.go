@@ -99,7 +99,7 @@ func Open(ctx context.Context, o Options) (*Agent, func(), error) {
 		}
 	}
 	binder := &synwatchBinder{ctx: ctx, ports: config.Ports(cfg.Throttle.Ports), log: o.Log, detect: cfg.DetectorConfig(), owned: cfg.Owned(), onFlood: onFlood,
-		watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
+		replies: detect.NewKeyReplies(), watchers: map[string]*synwatch.Watcher{}, stops: map[string]func(){}}
 	closers = append(closers, binder.stopAll)
 	ev, err := evidence.NewWriter(evidence.Options{
 		Dir: filepath.Join(cfg.StateDir, "evidence"), MaxBundleBytes: evidenceBundleBytes, MaxBundles: evidenceBundles,
@@ -211,6 +211,7 @@ type synwatchBinder struct {
 	detect   detect.Config
 	owned    detect.Owned
 	onFlood  func()
+	replies  *detect.KeyReplies           // one per node: replies matched across captures
 	watchers map[string]*synwatch.Watcher // shared with the evidence sink
 	stops    map[string]func()
 }
@@ -221,7 +222,7 @@ func (b *synwatchBinder) Bind(name string) (Capture, int, func(), error) {
 		return nil, 0, nil, fmt.Errorf("interface %s: %w", name, err)
 	}
 	w, err := synwatch.Open(synwatch.Options{Interface: name, Ports: b.ports, Logger: b.log,
-		BridgePorts: true, Detect: b.detect, Owned: b.owned, OnFlood: b.onFlood})
+		BridgePorts: true, Detect: b.detect, Owned: b.owned, Replies: b.replies, OnFlood: b.onFlood})
 	if err != nil {
 		return nil, 0, nil, err
 	}

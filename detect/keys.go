@@ -87,6 +87,11 @@ type KeyDetector struct {
 	recent, lagged         account.Span
 	recentSecs, laggedSecs float64
 	keys                   map[account.Key]*keyState
+	// join, when set, credits source keys with their replies on every
+	// capture of the node; own and total are its per-Judge scratch.
+	join       *KeyReplies
+	capture    string
+	own, total map[netip.Addr]replyTally
 }
 
 type keyState struct {
@@ -130,14 +135,24 @@ func AccountOptions(cfg Config) account.Options {
 	return account.Options{MaxSources: cfg.MaxSourcesTracked, MaxPorts: cfg.MaxPortsTracked, Ticks: KeyTicks(cfg, 2)}
 }
 
+// ShareReplies makes Judge match source keys' replies across every capture
+// that shares j (one per node), this detector's capture being named
+// capture; see KeyReplies.
+func (d *KeyDetector) ShareReplies(j *KeyReplies, capture string) {
+	d.join, d.capture = j, capture
+	d.own, d.total = map[netip.Addr]replyTally{}, map[netip.Addr]replyTally{}
+}
+
 // Judge evaluates every key of a just after a Tick at now, and returns the
 // verdicts of the keys that are not clean, floods first.
 func (d *KeyDetector) Judge(now time.Time, a *account.Accounting, inv Inventory) []KeyVerdict {
 	for _, st := range d.keys {
 		st.seen = false
 	}
+	credit := d.joinReplies(a)
 	var out []KeyVerdict
 	a.Each(d.recent, d.lagged, func(r *account.Row) {
+		credit(r)
 		st, ok := d.keys[r.Key]
 		if !ok {
 			st = &keyState{state: StateClean, since: now}
@@ -160,6 +175,44 @@ func (d *KeyDetector) Judge(now time.Time, a *account.Accounting, inv Inventory)
 		return cmp.Or(cmp.Compare(b.State.rank(), a.State.rank()), cmp.Compare(b.Rates.TxPps, a.Rates.TxPps), cmp.Compare(a.Key, b.Key))
 	})
 	return out
+}
+
+// joinReplies publishes a's source keys to the node's join and returns
+// what replaces each row's replies before it is judged: a source key gets
+// its share of the node's replies to it (credited), the interface key its
+// own replies moved by the same amounts; other keys keep theirs. Without a
+// join it changes nothing.
+func (d *KeyDetector) joinReplies(a *account.Accounting) func(*account.Row) {
+	if d.join == nil {
+		return func(*account.Row) {}
+	}
+	clear(d.own)
+	a.Each(d.recent, d.lagged, func(r *account.Row) {
+		if r.Key.Kind == account.KeySource {
+			d.own[r.Key.Addr] = tallyOf(r.Lagged, r.Recent)
+		}
+	})
+	d.join.publish(d.capture, d.own, d.total)
+	var shift [protoCount]int64 // interface key: credited minus own, over sources
+	for addr, own := range d.own {
+		c := credited(own, d.total[addr])
+		for p := range protoCount {
+			shift[p] += int64(c[p]) - int64(own.replies[p])
+		}
+	}
+	return func(r *account.Row) {
+		switch r.Key.Kind {
+		case account.KeySource:
+			setReplies(&r.Recent, credited(d.own[r.Key.Addr], d.total[r.Key.Addr]))
+		case account.KeyInterface:
+			own := tallyOf(r.Lagged, r.Recent).replies
+			var c [protoCount]uint64
+			for p := range protoCount {
+				c[p] = uint64(max(0, int64(own[p])+shift[p]))
+			}
+			setReplies(&r.Recent, c)
+		}
+	}
 }
 
 // rank orders states by severity.

@@ -26,6 +26,18 @@ type Counter struct {
 	// spoofed, if set, says whether a VM port emitting src to dst breaks
 	// what the port owns (the live capture's inventory).
 	spoofed func(port string, src, dst netip.Addr) bool
+	// replies, if set, joins source keys' replies across the node's
+	// captures, this one named capture (detect.KeyReplies).
+	replies *detect.KeyReplies
+	capture string
+}
+
+// ShareReplies makes every key detector of c, now and after Reconfigure,
+// match source keys' replies across the captures sharing j, this one being
+// named capture.
+func (c *Counter) ShareReplies(j *detect.KeyReplies, capture string) {
+	c.replies, c.capture = j, capture
+	c.det.ShareReplies(j, capture)
 }
 
 // NewCounter returns a Counter that counts UDP to or from ports on the
@@ -58,6 +70,9 @@ func (c *Counter) Reconfigure(cfg detect.Config) error {
 	acc, err := account.New(detect.AccountOptions(cfg))
 	if err != nil {
 		return err
+	}
+	if c.replies != nil {
+		det.ShareReplies(c.replies, c.capture)
 	}
 	c.acc, c.det, c.keys = acc, det, nil
 	return nil

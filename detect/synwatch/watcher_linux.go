@@ -67,6 +67,10 @@ type Options struct {
 	Owned detect.Owned
 	// LibvirtDir holds libvirt's live domain XML; "" = attrib.LibvirtQemuDir.
 	LibvirtDir string
+	// Replies, if set, is the node's join of per-source replies shared by
+	// every capture (detect.KeyReplies), so a source whose replies come
+	// back by another watched interface is judged on them.
+	Replies *detect.KeyReplies
 	// OnFlood, if set, is called (from Run, without locks held) when a key
 	// turns flood, so a consumer can act before its next interval.
 	OnFlood func()
@@ -167,6 +171,9 @@ func Open(o Options) (*Watcher, error) {
 	counter, err := NewCounter(o.Ports, o.TopN, rand.Uint64(), o.Detect)
 	if err != nil {
 		return nil, err
+	}
+	if o.Replies != nil {
+		counter.ShareReplies(o.Replies, o.Interface)
 	}
 	w := &Watcher{
 		opts:      o,
@@ -569,6 +576,9 @@ func (w *Watcher) Stats() Stats {
 
 // Close releases the socket and ring; call it after Run has returned.
 func (w *Watcher) Close() error {
+	if w.opts.Replies != nil {
+		w.opts.Replies.Forget(w.opts.Interface)
+	}
 	if w.invRead != nil {
 		w.invRead.close()
 	}
