@@ -50,7 +50,7 @@ func (a *Agent) act(ctx context.Context, d policy.Decision) error {
 	switch d.Action {
 	case policy.ActionThrottle, policy.ActionUpdate:
 		m := d.Mitigation
-		spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
+		spec := a.spec(m)
 		_, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires})
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", d.Action, m.Interface, err)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -175,17 +174,18 @@ func (a *Agent) Reload(cfg config.Config) error {
 	return nil
 }
 
-// spec is the shaper Spec of a mitigation under the current config.
-func (a *Agent) spec(iface string, scope shaper.Scope, sources []netip.Prefix, ports []uint16, rate uint64) shaper.Spec {
-	s := a.cfg.Spec(iface)
-	if rate != 0 {
-		s.Rate = rate
+// spec is the shaper.Spec that installs mitigation m: its interface, scope,
+// sources, protocols and ports as the policy decided them (empty = any), and
+// the config's rate (unless m names one), whitelist and DNS resolvers.
+func (a *Agent) spec(m policy.Mitigation) shaper.Spec {
+	s := a.cfg.Spec(m.Interface)
+	if m.RateBps != 0 {
+		s.Rate = m.RateBps
 	}
-	if len(ports) != 0 {
-		s.Ports = shaper.Ports(ports...)
-	}
-	if scope == shaper.ScopeSource && len(sources) > 0 {
-		s.Scope, s.Sources = shaper.ScopeSource, sources
+	s.Scope, s.Sources = m.Scope, m.Sources
+	s.Protocols, s.Ports = m.Protocols, shaper.Ports(m.Ports...)
+	if len(m.Ports) == 0 {
+		s.Ports = nil
 	}
 	resolvers, err := shaper.ReadResolvers(shaper.ResolvConf)
 	if err != nil {

@@ -150,7 +150,7 @@ func (a *Agent) reapply(ctx context.Context, name string) {
 		l.reapply = false
 		return
 	}
-	spec := a.spec(name, m.Scope, m.Sources, m.Ports, m.RateBps)
+	spec := a.spec(m)
 	if _, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
 		a.log.Debug("mitigation not re-applied yet", "interface", name, "ifindex", l.index, "err", err)
 		return

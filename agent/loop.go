@@ -95,7 +95,7 @@ func (a *Agent) Tick(ctx context.Context) {
 			a.last[name] = view
 			a.log.Info("flood attributed", "interface", name, "sources", at.Sources, "processes", at.Processes, "evidence", dir)
 		}
-		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v)})
+		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v), Signature: v.Signature})
 	}
 	a.retryReapply(ctx)
 	before := a.engine.Snapshot()

@@ -37,15 +37,15 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			}
 			continue
 		}
-		spec := a.spec(m.Interface, m.Scope, m.Sources, singlePorts(m.Ports), m.RateBps)
-		if _, err := a.ctl.Install(ctx, control.Request{Spec: spec, Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
+		pm := policy.Mitigation{
+			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Protocols: m.Protocols, Ports: singlePorts(m.Ports),
+			RateBps: m.RateBps, Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
+		}
+		if _, err := a.ctl.Install(ctx, control.Request{Spec: a.spec(pm), Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile %s: %w", m.Interface, err))
 			continue
 		}
-		adopt = append(adopt, policy.Mitigation{
-			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Ports: singlePorts(m.Ports), RateBps: m.RateBps,
-			Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
-		})
+		adopt = append(adopt, pm)
 	}
 	if err := a.engine.Adopt(adopt); err != nil {
 		errs = append(errs, err)

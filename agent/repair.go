@@ -85,7 +85,8 @@ func repairDecision(action policy.Action, m policy.Mitigation, detail string) po
 // recordMatches reports whether rec records what m installs under the
 // current config.
 func (a *Agent) recordMatches(rec state.Mitigation, m policy.Mitigation) bool {
-	spec := a.spec(m.Interface, m.Scope, m.Sources, m.Ports, m.RateBps)
-	return rec.Scope == spec.Scope && slices.Equal(rec.Sources, spec.Sources) && slices.Equal(rec.Ports, spec.Ports) &&
+	spec := a.spec(m)
+	return rec.Scope == spec.Scope && slices.Equal(rec.Sources, spec.Sources) && slices.Equal(rec.Protocols, spec.Protocols) &&
+		slices.Equal(rec.Ports, spec.Ports) &&
 		rec.RateBps == spec.Rate && slices.Equal(rec.Owners, m.Owners)
 }

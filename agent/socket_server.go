@@ -16,7 +16,6 @@ import (
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/internal/httpjson"
 	"github.com/egressguard/egressguard/internal/netif"
-	"github.com/egressguard/egressguard/shaper"
 )
 
 // ServeSocket serves the CLI on a unix socket at path, mode 0600, until ctx
@@ -92,11 +91,7 @@ func (a *Agent) policyRequest(req ThrottleRequest) (policy.Request, error) {
 	if err := r.Validate(); err != nil {
 		return policy.Request{}, err
 	}
-	scope := shaper.ScopeNode
-	if len(req.Sources) > 0 {
-		scope = shaper.ScopeSource
-	}
-	if err := a.spec(req.Interface, scope, req.Sources, req.Ports, req.RateBps).Validate(); err != nil {
+	if err := a.spec(a.engine.Preview(r)).Validate(); err != nil {
 		return policy.Request{}, err
 	}
 	return r, nil

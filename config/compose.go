@@ -68,6 +68,7 @@ func (c Config) PolicyConfig(paused func() bool) policy.Config {
 		// intervals; counting them again here would double the release delay.
 		ExitAfter:      1,
 		Ports:          Ports(c.Throttle.Ports),
+		Protocols:      c.Throttle.Protocols,
 		WhitelistPorts: Ports(c.Whitelist.Ports),
 		WhitelistCIDRs: Prefixes(c.Whitelist.CIDRs),
 		Paused:         paused,

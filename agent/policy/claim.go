@@ -12,11 +12,13 @@ import (
 type claim struct {
 	owner   string
 	reason  Reason
-	scope   shaper.Scope   // shaper.ScopeSource or shaper.ScopeNode
-	sources []netip.Prefix // sorted, unique; empty for shaper.ScopeNode
-	ports   []uint16       // sorted, unique
-	rate    uint64         // bits per second; 0 = throttle.rate
-	expires time.Time
+	scope   shaper.Scope   // shaper.ScopeSource, shaper.ScopeNode or shaper.ScopePort
+	sources []netip.Prefix // sorted, unique; empty unless shaper.ScopeSource
+	// protocols are "tcp", "udp", "icmp", sorted, unique; empty = any IP protocol.
+	protocols []string
+	ports     []uint16 // destination ports of tcp and udp, sorted, unique; empty = any
+	rate      uint64   // bits per second; 0 = throttle.rate
+	expires   time.Time
 }
 
 // mitigation is an interface's claims, oldest owner first.
@@ -27,29 +29,55 @@ type mitigation struct {
 }
 
 // view merges the claims into the Mitigation the kernel should hold: the
-// widest scope, every source and port, the lowest explicit rate.
+// widest scope (port, then node, then source: a port claim covers all the VM
+// sends), every source, the union of the protocols and of the ports (any
+// protocol or any port if one claim asks for any), the lowest explicit rate.
+// Ports come only from claims that throttle tcp or udp: an ICMP-only claim
+// carries no ports and does not widen the others' ports to any.
 func (m *mitigation) view() Mitigation {
 	v := Mitigation{Interface: m.iface, Scope: shaper.ScopeSource, Reason: m.claims[0].reason, Since: m.since}
+	anyProto, anyPort := false, false
 	for _, c := range m.claims {
 		v.Owners = append(v.Owners, c.owner)
 		if c.expires.After(v.Expires) {
 			v.Expires = c.expires
 		}
-		if c.scope == shaper.ScopeNode {
+		switch {
+		case c.scope == shaper.ScopePort:
+			v.Scope = shaper.ScopePort
+		case c.scope == shaper.ScopeNode && v.Scope != shaper.ScopePort:
 			v.Scope = shaper.ScopeNode
 		}
 		v.Sources = append(v.Sources, c.sources...)
-		v.Ports = append(v.Ports, c.ports...)
+		anyProto = anyProto || len(c.protocols) == 0
+		v.Protocols = append(v.Protocols, c.protocols...)
+		if carriesPorts(c.protocols) {
+			anyPort = anyPort || len(c.ports) == 0
+			v.Ports = append(v.Ports, c.ports...)
+		}
 		if c.rate != 0 && (v.RateBps == 0 || c.rate < v.RateBps) {
 			v.RateBps = c.rate
 		}
 	}
 	v.Sources = sortPrefixes(v.Sources)
-	if v.Scope == shaper.ScopeNode {
+	if v.Scope != shaper.ScopeSource {
 		v.Sources = nil
 	}
+	v.Protocols = sortProtocols(v.Protocols)
+	if anyProto {
+		v.Protocols = nil
+	}
 	v.Ports = sortPorts(v.Ports)
+	if anyPort {
+		v.Ports = nil
+	}
 	return v
+}
+
+// carriesPorts reports whether a throttle of protocols (empty = any) has
+// destination ports: only tcp and udp do.
+func carriesPorts(protocols []string) bool {
+	return len(protocols) == 0 || slices.Contains(protocols, "tcp") || slices.Contains(protocols, "udp")
 }
 
 // claim returns owner's claim, if it has one.
@@ -74,7 +102,8 @@ func (m *mitigation) with(c claim) *mitigation {
 
 // sameSpec reports whether a and b throttle the same traffic at the same rate.
 func sameSpec(a, b Mitigation) bool {
-	return a.Scope == b.Scope && slices.Equal(a.Sources, b.Sources) && slices.Equal(a.Ports, b.Ports) && a.RateBps == b.RateBps
+	return a.Scope == b.Scope && slices.Equal(a.Sources, b.Sources) && slices.Equal(a.Protocols, b.Protocols) &&
+		slices.Equal(a.Ports, b.Ports) && a.RateBps == b.RateBps
 }
 
 // sortPrefixes returns ps masked, sorted and without duplicates, in a new slice.
@@ -98,6 +127,17 @@ func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
 
 // sortPorts returns ps sorted and without duplicates, in a new slice.
 func sortPorts(ps []uint16) []uint16 {
+	out := slices.Clone(ps)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// sortProtocols returns ps sorted and without duplicates, in a new slice.
+func sortProtocols(ps []string) []string {
 	out := slices.Clone(ps)
 	slices.Sort(out)
 	out = slices.Compact(out)

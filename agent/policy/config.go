@@ -21,8 +21,10 @@ const (
 )
 
 // ScopeAuto is a throttle.scope choice, never the scope of a mitigation: the
-// policy resolves it to shaper.ScopeSource when the detector names at most
-// Config.MaxSources sources, else to shaper.ScopeNode.
+// policy resolves it to shaper.ScopePort when the detector's signature names
+// one VM bridge port (a spoofing VM is throttled by its port alone), else to
+// shaper.ScopeSource when it names at most Config.MaxSources sources, else to
+// shaper.ScopeNode.
 const ScopeAuto shaper.Scope = "auto"
 
 // Config holds the limits the policy enforces. Field comments name the
@@ -36,8 +38,11 @@ type Config struct {
 	MaxSources        int           // throttle.max_sources: most sources ScopeAuto throttles by source
 	ExitAfter         int           // detect.exit_after: clean intervals before the detector releases
 	Ports             []uint16      // throttle.ports: default throttled destination ports
-	WhitelistPorts    []uint16      // whitelist.ports: never throttled; shaper.SSHPort is implied
-	WhitelistCIDRs    []netip.Prefix
+	// Protocols (throttle.protocols) a throttle without a signature covers:
+	// "tcp", "udp", "icmp"; empty = any IP protocol. Checked by shaper.Spec.Validate.
+	Protocols      []string
+	WhitelistPorts []uint16 // whitelist.ports: never throttled; shaper.SSHPort is implied
+	WhitelistCIDRs []netip.Prefix
 	// Paused reports whether the pause file exists; nil means never paused.
 	// It is called only when a new action is about to be taken.
 	Paused func() bool

@@ -28,6 +28,10 @@ type Engine struct {
 // flood interval to exit_after clean intervals later; an interface has one
 // only while it lasts.
 type episode struct {
+	// target is the interface the detector's claim is on: the watched
+	// interface, or the VM bridge port of a scope port claim. It is set by
+	// the first claim of the episode and kept until the episode ends.
+	target  string
 	clean   int     // consecutive clean intervals
 	refused Refusal // the last refusal reported in this episode
 	// suppressed is set when an operator released the detector's
@@ -41,6 +45,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.Ports = sortPorts(cfg.Ports)
+	cfg.Protocols = sortProtocols(cfg.Protocols)
 	cfg.WhitelistPorts = sortPorts(cfg.WhitelistPorts)
 	cfg.WhitelistCIDRs = sortPrefixes(cfg.WhitelistCIDRs)
 	return &Engine{cfg: cfg, mits: map[string]*mitigation{}, episodes: map[string]*episode{}}, nil
@@ -59,7 +64,7 @@ func (e *Engine) Mitigations() []Mitigation {
 // Adopt takes over mitigations found at start (the state file, reconciled
 // with the kernel), all or none. Each owner gets a claim on the whole
 // mitigation expiring at its Expires, since per-owner detail is not stored;
-// an empty Ports means Config.Ports. An adopted mitigation whose Since lies in
+// its Protocols and Ports are what the kernel holds (empty = any). An adopted mitigation whose Since lies in
 // the last hour counts against the action budget, so a restart loop cannot
 // exceed it. An owner "detector" resumes its flood episode: the mitigation is
 // released after exit_after clean intervals or at expiry.
@@ -73,8 +78,8 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 			return fmt.Errorf("policy: adopt mitigations[%d].interface %q: the interface already has a mitigation", i, m.Interface)
 		case len(m.Owners) == 0:
 			return fmt.Errorf("policy: adopt mitigations[%d].owners []: want at least one owner", i)
-		case m.Scope != shaper.ScopeSource && m.Scope != shaper.ScopeNode:
-			return fmt.Errorf("policy: adopt mitigations[%d].scope %q: want source or node", i, m.Scope)
+		case m.Scope != shaper.ScopeSource && m.Scope != shaper.ScopeNode && m.Scope != shaper.ScopePort:
+			return fmt.Errorf("policy: adopt mitigations[%d].scope %q: want source, node or port", i, m.Scope)
 		case m.Scope == shaper.ScopeSource && len(m.Sources) == 0:
 			return fmt.Errorf("policy: adopt mitigations[%d].sources []: scope source needs sources", i)
 		}
@@ -86,22 +91,21 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 		seen[m.Interface] = true
 	}
 	for _, m := range ms {
-		ports := m.Ports
-		if len(ports) == 0 {
-			ports = e.cfg.Ports
-		}
 		n := &mitigation{iface: m.Interface, since: m.Since}
 		for _, owner := range slices.Compact(slices.Clone(m.Owners)) {
 			n.claims = append(n.claims, claim{
-				owner:   owner,
-				reason:  adoptedReason(owner, m.Reason),
-				scope:   m.Scope,
-				sources: sortPrefixes(m.Sources),
-				ports:   sortPorts(ports),
-				rate:    m.RateBps,
-				expires: m.Expires,
+				owner:     owner,
+				reason:    adoptedReason(owner, m.Reason),
+				scope:     m.Scope,
+				sources:   sortPrefixes(m.Sources),
+				protocols: sortProtocols(m.Protocols),
+				ports:     sortPorts(m.Ports),
+				rate:      m.RateBps,
+				expires:   m.Expires,
 			})
-			if owner == OwnerDetector {
+			// A port's claim came from its uplink's episode, which the
+			// next flood interval resumes; without one it runs to its TTL.
+			if owner == OwnerDetector && m.Scope != shaper.ScopePort {
 				e.episode(m.Interface)
 			}
 		}
@@ -182,7 +186,7 @@ func (e *Engine) observe(now time.Time, o Observation) []Decision {
 			return nil
 		}
 		delete(e.episodes, o.Interface)
-		return e.drop(o.Interface, func(c claim) bool { return c.owner == OwnerDetector }, OwnerDetector, CauseExitAfter)
+		return e.drop(ep.targetOr(o.Interface), func(c claim) bool { return c.owner == OwnerDetector }, OwnerDetector, CauseExitAfter)
 	}
 	ep := e.episode(o.Interface)
 	ep.clean = 0
@@ -190,14 +194,17 @@ func (e *Engine) observe(now time.Time, o Observation) []Decision {
 		return nil
 	}
 	var held *claim
-	if m := e.mits[o.Interface]; m != nil {
+	if m := e.mits[ep.targetOr(o.Interface)]; m != nil {
 		if c, ok := m.claim(OwnerDetector); ok {
 			held = &c
 		}
 	}
-	c, d := e.detectorClaim(o, held)
+	c, target, d := e.detectorClaim(o, ep.targetOr(o.Interface), held)
 	if d.Action != ActionRefuse {
-		d = e.apply(now, o.Interface, c, e.cfg.TTL)
+		d = e.apply(now, target, c, e.cfg.TTL)
+		if d.Action != ActionRefuse {
+			ep.target = target
+		}
 	}
 	switch {
 	case d.Action == ActionRefuse:
@@ -215,10 +222,45 @@ func (e *Engine) observe(now time.Time, o Observation) []Decision {
 	return []Decision{d}
 }
 
+// targetOr is the interface of the episode's claim, or iface before it has one.
+func (ep *episode) targetOr(iface string) string {
+	if ep.target != "" {
+		return ep.target
+	}
+	return iface
+}
+
 // detectorClaim builds the detector's claim from an observation and the claim
-// it already holds, or the refusal when it cannot claim anything.
-func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
-	c := claim{owner: OwnerDetector, reason: ReasonDetector, ports: e.cfg.Ports}
+// it already holds on target (the interface of the episode's claim), and
+// returns the interface the claim goes on, or the refusal when it cannot
+// claim anything. The signature gives the claim's protocols and ports (see
+// signatureTraffic); a held scope node or scope port claim keeps its scope
+// and interface until the episode ends.
+func (e *Engine) detectorClaim(o Observation, target string, held *claim) (claim, string, Decision) {
+	c := claim{owner: OwnerDetector, reason: ReasonDetector, protocols: e.cfg.Protocols, ports: e.cfg.Ports}
+	refuse := func(r Refusal, detail string) (claim, string, Decision) {
+		rc := claim{owner: OwnerDetector, reason: ReasonDetector, scope: shaper.ScopeNode, protocols: c.protocols, ports: c.ports}
+		return c, target, e.refuse(o.Interface, rc, r, detail)
+	}
+	if o.Signature != nil {
+		protocols, ports, whitelisted := e.signatureTraffic(*o.Signature)
+		c.protocols, c.ports = protocols, ports
+		if len(whitelisted) > 0 && len(ports) == 0 && held == nil {
+			// Any port would throttle far more than the flood.
+			return refuse(RefusedWhitelist, fmt.Sprintf("every top destination port (%v) is whitelisted", whitelisted))
+		}
+	}
+	if held != nil {
+		c.protocols, c.ports = heldTraffic(*held, c.protocols, c.ports)
+	}
+	switch {
+	case held != nil && held.scope == shaper.ScopePort:
+		c.scope = shaper.ScopePort
+		return c, target, Decision{}
+	case held == nil && e.cfg.Scope == ScopeAuto && o.Signature != nil && len(o.Signature.Ports) == 1:
+		c.scope = shaper.ScopePort
+		return c, o.Signature.Ports[0], Decision{}
+	}
 	var named, whitelisted []netip.Prefix
 	for _, a := range o.Sources {
 		if !a.IsValid() {
@@ -232,15 +274,12 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 			named = append(named, p)
 		}
 	}
-	refuse := func(r Refusal, detail string) (claim, Decision) {
-		return c, e.refuse(o.Interface, claim{owner: OwnerDetector, reason: ReasonDetector, scope: shaper.ScopeNode, ports: c.ports}, r, detail)
-	}
 	if held == nil && len(named) == 0 && len(whitelisted) > 0 {
 		return refuse(RefusedWhitelist, fmt.Sprintf("every top source (%v) is whitelisted; throttling the node would not slow them", whitelisted))
 	}
 	if e.cfg.Scope == shaper.ScopeNode || (held != nil && held.scope == shaper.ScopeNode) {
 		c.scope = shaper.ScopeNode
-		return c, Decision{}
+		return c, target, Decision{}
 	}
 	if held != nil {
 		// Held sources come first so that a cap keeps what is installed.
@@ -255,11 +294,64 @@ func (e *Engine) detectorClaim(o Observation, held *claim) (claim, Decision) {
 		named = named[:e.cfg.MaxSources]
 	case e.cfg.Scope == ScopeAuto && (len(named) == 0 || len(named) > e.cfg.MaxSources):
 		c.scope = shaper.ScopeNode
-		return c, Decision{}
+		return c, target, Decision{}
 	}
 	c.scope = shaper.ScopeSource
 	c.sources = sortPrefixes(named)
-	return c, Decision{}
+	return c, target, Decision{}
+}
+
+// heldTraffic is what the detector's claim throttles once it holds one:
+// what it held, widened by the protocols and ports the signature names now
+// (any protocol if it names one the shaper cannot), but never from named
+// ports to any port. Once throttled, the capture sees only what the shaper
+// lets through, so the throttled ports' share of the traffic it counts
+// shrinks and the detector stops naming them (it then says any port);
+// widening on that would throttle every port of a flood that was narrow.
+// Like sources, the traffic only grows within an episode.
+func heldTraffic(held claim, protocols []string, ports []uint16) ([]string, []uint16) {
+	if len(held.protocols) > 0 && len(protocols) > 0 {
+		protocols = sortProtocols(append(slices.Clone(held.protocols), protocols...))
+	} else {
+		protocols = nil
+	}
+	switch {
+	case !carriesPorts(held.protocols):
+		// An ICMP-only claim held no ports: the signature's are new.
+	case len(held.ports) > 0:
+		ports = sortPorts(append(slices.Clone(held.ports), ports...))
+	default:
+		ports = nil
+	}
+	return protocols, ports
+}
+
+// signatureTraffic turns a flood's signature into what its throttle matches.
+// Protocols: tcp, udp and icmp as the signature names them; "other" (a
+// protocol the shaper cannot name) or none named means any IP protocol.
+// Ports: the signature's top destination ports, each a single port. The
+// detector names top ports only when, for every flooding port-carrying
+// protocol, they carry most of its packets (detect.KeyDetector, at least
+// portCoverMin of them); a flood spread over many ports has none, and the
+// throttle then covers any port, as it does for ICMP, which has none.
+// Whitelisted ports (SSH 22, whitelist.ports) are dropped and returned:
+// the shaper passes them first anyway and refuses to name them.
+func (e *Engine) signatureTraffic(s detect.Signature) (protocols []string, ports, whitelisted []uint16) {
+	for _, p := range s.Protocols {
+		if !slices.Contains([]string{"tcp", "udp", "icmp"}, p) {
+			protocols = nil
+			break
+		}
+		protocols = append(protocols, p)
+	}
+	for _, p := range s.DstPorts {
+		if e.cfg.portWhitelisted(p) {
+			whitelisted = append(whitelisted, p)
+		} else {
+			ports = append(ports, p)
+		}
+	}
+	return sortProtocols(protocols), sortPorts(ports), whitelisted
 }
 
 // Claim records a webhook or manual request as its owner's claim on the
@@ -278,13 +370,7 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 	if err := r.Validate(); err != nil {
 		return Decision{}, err
 	}
-	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), ports: sortPorts(r.Ports), rate: r.RateBps}
-	if c.sources != nil {
-		c.scope = shaper.ScopeSource
-	}
-	if c.ports == nil {
-		c.ports = e.cfg.Ports
-	}
+	c := e.requestClaim(r)
 	for _, p := range c.sources {
 		if w, ok := e.cfg.cidrWhitelisted(p); ok {
 			return e.refuse(r.Interface, c, RefusedWhitelist, fmt.Sprintf("source %s overlaps whitelisted %s", p, w)), nil
@@ -303,6 +389,18 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 		return e.refuse(r.Interface, c, RefusedMaxTTL, fmt.Sprintf("ttl %s exceeds throttle.max_ttl %s", ttl, e.cfg.MaxTTL)), nil
 	}
 	return e.apply(now, r.Interface, c, ttl), nil
+}
+
+// requestClaim is the claim request r makes, with the config's defaults.
+func (e *Engine) requestClaim(r Request) claim {
+	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), protocols: e.cfg.Protocols, ports: sortPorts(r.Ports), rate: r.RateBps}
+	if c.sources != nil {
+		c.scope = shaper.ScopeSource
+	}
+	if c.ports == nil {
+		c.ports = e.cfg.Ports
+	}
+	return c
 }
 
 // Validate reports the first malformed field of r, naming it and its value.
@@ -475,11 +573,25 @@ func (e *Engine) Release(_ time.Time, id, iface string) []Decision {
 	var ds []Decision
 	for _, name := range ifaces {
 		if id == "" || id == OwnerDetector {
-			if ep := e.episodes[name]; ep != nil {
-				ep.suppressed = true
+			for watched, ep := range e.episodes {
+				if ep.targetOr(watched) == name {
+					ep.suppressed = true
+				}
 			}
 		}
 		ds = append(ds, e.drop(name, func(c claim) bool { return id == "" || c.owner == id }, id, CauseReleased)...)
 	}
 	return ds
+}
+
+// Preview is the mitigation request r alone would install, with the
+// config's defaults filled in and its ports as asked, so a caller can have
+// the shaper validate it (shaper.Spec.Validate) before Claim.
+func (e *Engine) Preview(r Request) Mitigation {
+	v := (&mitigation{iface: r.Interface, claims: []claim{e.requestClaim(r)}}).view()
+	if len(r.Ports) > 0 {
+		// As asked, duplicates included: the shaper's validation judges them.
+		v.Ports = slices.Clone(r.Ports)
+	}
+	return v
 }

@@ -74,8 +74,8 @@ func lines(at time.Duration, ds []Decision) []string {
 }
 
 func spec(s shaper.Scope, ps []netip.Prefix) string {
-	if s == shaper.ScopeNode {
-		return "node"
+	if s != shaper.ScopeSource {
+		return string(s)
 	}
 	var b []string
 	for _, p := range ps {
@@ -489,7 +489,7 @@ func TestEngine(t *testing.T) {
 			name: "adopted owners: the detector leaves after exit_after, the webhook at its expiry",
 			adopt: []Mitigation{{
 				Interface: "eth0", Scope: shaper.ScopeSource, Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")},
-				Reason: ReasonDetector, Owners: []string{"detector", "fp1"}, Since: t0.Add(-10 * m), Expires: t0.Add(5 * m),
+				Ports: []uint16{80, 443}, Reason: ReasonDetector, Owners: []string{"detector", "fp1"}, Since: t0.Add(-10 * m), Expires: t0.Add(5 * m),
 			}},
 			ops: seq(
 				at(state(0)),

@@ -18,6 +18,10 @@ type Observation struct {
 	Interface string
 	// State is the detector's; anything but flood counts as a clean interval.
 	State detect.State
+	// Signature is what floods (detect.KeyDetector); nil when the detector
+	// names none, and the policy then throttles throttle.protocols and
+	// throttle.ports.
+	Signature *detect.Signature
 	// Sources are the top offending source addresses, most first.
 	Sources []netip.Addr
 }
@@ -86,10 +90,15 @@ func TTLFromSeconds(sec float64) (time.Duration, error) {
 // Mitigation is the throttle in force on one interface: the union of its
 // owners' claims.
 type Mitigation struct {
-	Interface string         `json:"interface"`
-	Scope     shaper.Scope   `json:"scope"`             // shaper.ScopeSource or shaper.ScopeNode
-	Sources   []netip.Prefix `json:"sources,omitempty"` // sorted; empty for shaper.ScopeNode
-	Ports     []uint16       `json:"ports"`             // sorted
+	Interface string `json:"interface"`
+	// Interface is the uplink for scopes node and source, the VM's bridge
+	// port for scope port.
+	Scope   shaper.Scope   `json:"scope"`             // shaper.ScopeSource, shaper.ScopeNode or shaper.ScopePort
+	Sources []netip.Prefix `json:"sources,omitempty"` // sorted; empty unless shaper.ScopeSource
+	// Protocols are "tcp", "udp", "icmp", sorted; empty = any IP protocol.
+	Protocols []string `json:"protocols,omitempty"`
+	// Ports are the destination ports of tcp and udp, sorted; empty = any.
+	Ports []uint16 `json:"ports"`
 	// RateBps is the lowest rate an owner asked for, in bits per second;
 	// 0 means throttle.rate.
 	RateBps uint64 `json:"rate_bps,omitempty"`
