@@ -183,26 +183,11 @@ func (a *Agent) spec(m policy.Mitigation) shaper.Spec {
 		s.Rate = m.RateBps
 	}
 	s.Scope, s.Sources = m.Scope, m.Sources
-	s.Protocols, s.Ports = m.Protocols, shaper.Ports(m.Ports...)
-	if len(m.Ports) == 0 {
-		s.Ports = nil
-	}
+	s.Protocols, s.Ports = m.Protocols, m.Ports
 	resolvers, err := shaper.ReadResolvers(shaper.ResolvConf)
 	if err != nil {
 		a.log.Warn("DNS resolvers not whitelisted", "err", err)
 	}
 	s.Resolvers = resolvers
 	return s
-}
-
-// singlePorts lists every port of the ranges a record holds, for the
-// policy, which counts ports one by one.
-func singlePorts(rs []shaper.PortRange) []uint16 {
-	var out []uint16
-	for _, r := range rs {
-		for p := uint32(r.First); p <= uint32(r.Last); p++ {
-			out = append(out, uint16(p))
-		}
-	}
-	return out
 }

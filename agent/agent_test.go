@@ -36,6 +36,7 @@ type fakeKernel struct {
 	applies, drops uint64
 	removes        int
 	lastSources    []netip.Prefix
+	lastSpec       shaper.Spec
 	lastRate       uint64
 	foreign        string // an operator's root qdisc; the layout leaves it alone
 	applyErr       error  // what Apply fails with, when set
@@ -51,7 +52,7 @@ func (k *fakeKernel) Apply(ctx context.Context, p shaper.Plan, _ shaper.ApplyOpt
 		return shaper.ApplyResult{}, k.applyErr
 	}
 	k.applies++
-	k.lastSources, k.lastRate = p.Spec.Sources, p.Spec.Rate
+	k.lastSources, k.lastRate, k.lastSpec = p.Spec.Sources, p.Spec.Rate, p.Spec
 	replaced := !k.installed
 	k.installed = true
 	return shaper.ApplyResult{Installed: replaced, Changed: true}, nil

@@ -239,6 +239,11 @@ func TestSocketValidatesLikeTheCLI(t *testing.T) {
 		{`{"interface": "lo", "sources": ["0.0.0.0/0"]}`, "sources"},
 		{`{"interface": "lo", "ports": [80, 80]}`, "ports"},
 		{`{"interface": "lo", "ports": [22]}`, "ports"},
+		{`{"interface": "lo", "ports": ["2000-1000"]}`, "2000-1000"},
+		{`{"interface": "lo", "protocols": ["sctp"]}`, "protocols"},
+		{`{"interface": "lo", "protocols": ["icmp"], "ports": [80]}`, "ports"},
+		{`{"interface": "lo", "scope": "source"}`, "scope"},
+		{`{"interface": "lo", "scope": "port", "sources": ["198.51.100.1/32"]}`, "sources"},
 		{`{"interface": "nosuch0"}`, "interface"},
 		{`{"interface": "a/b"}`, "interface"},
 		{`{"interface": "lo", "bogus": 1}`, "bogus"},
@@ -260,6 +265,29 @@ func TestSocketValidatesLikeTheCLI(t *testing.T) {
 	}
 	if code, body := post(`{"interface": "lo", "rate_bps": 2000000, "ttl_seconds": 60}`); code != http.StatusOK || kern.lastRate != 2_000_000 {
 		t.Fatalf("a good request: %d %s (rate %d)", code, body, kern.lastRate)
+	}
+	// Protocols and port ranges reach the shaper as asked; [] is any.
+	code, body := post(`{"interface": "lo", "protocols": ["udp", "icmp"], "ports": ["1000-2000", 8080], "ttl_seconds": 60}`)
+	if got := kern.lastSpec; code != http.StatusOK || fmt.Sprint(got.Protocols, got.Ports) != "[icmp udp] [1000-2000 8080]" {
+		t.Fatalf("protocols and a range: %d %s; installed %v %v", code, body, got.Protocols, got.Ports)
+	}
+	if !strings.Contains(body, `"ports":["1000-2000",8080]`) || !strings.Contains(body, `"protocols":["icmp","udp"]`) {
+		t.Errorf("the answer's mitigation: %s", body)
+	}
+	code, body = post(`{"interface": "lo", "protocols": [], "ports": [], "ttl_seconds": 60}`)
+	if got := kern.lastSpec; code != http.StatusOK || len(got.Protocols) != 0 || len(got.Ports) != 0 {
+		t.Fatalf("any protocol, any port: %d %s; installed %v %v", code, body, got.Protocols, got.Ports)
+	}
+}
+
+// TestSocketScopePortTarget: scope port names a VM's bridge port, which the
+// agent does not watch; a local-only device is still refused.
+func TestSocketScopePortTarget(t *testing.T) {
+	a, _, kern := newTestAgentOn(t, "lo", &fakeKernel{}, nil)
+	w := httptest.NewRecorder()
+	a.serveThrottle(w, httptest.NewRequest(http.MethodPost, "/v1/throttle", strings.NewReader(`{"interface": "lo", "scope": "port"}`)))
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), `"refused":"target"`) || kern.applies != 0 {
+		t.Fatalf("scope port on the loopback: %d %s, %d applies; want 409 refused target", w.Code, w.Body.String(), kern.applies)
 	}
 }
 

@@ -38,7 +38,7 @@ func (a *Agent) Reconcile(ctx context.Context) error {
 			continue
 		}
 		pm := policy.Mitigation{
-			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Protocols: m.Protocols, Ports: singlePorts(m.Ports),
+			Interface: m.Interface, Scope: m.Scope, Sources: m.Sources, Protocols: m.Protocols, Ports: m.Ports,
 			RateBps: m.RateBps, Reason: m.Reason, Owners: m.Owners, Since: m.Since, Expires: m.Expires,
 		}
 		if _, err := a.ctl.Install(ctx, control.Request{Spec: a.spec(pm), Reason: m.Reason, Owners: m.Owners, Expires: m.Expires}); err != nil {

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/egressguard/egressguard/agent/policy"
 	"github.com/egressguard/egressguard/internal/netif"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // Request passes a webhook or manual throttle (its rate included) through
@@ -18,8 +20,9 @@ func (a *Agent) Request(ctx context.Context, r policy.Request) (policy.Decision,
 	_, err := a.decide(ctx, func() ([]policy.Decision, error) {
 		// An interface the agent does not watch is refused before the
 		// policy sees it: the loopback, or a bridge an alert's device label
-		// names.
-		if err := netif.CheckWatched(r.Interface, a.deps.Interfaces); err != nil {
+		// names. A VM port is never watched itself (its bridge's uplink
+		// is): it only has to carry traffic that leaves the node.
+		if err := a.checkTarget(r); err != nil {
 			d = policy.Decision{Action: policy.ActionRefuse, Interface: r.Interface, Reason: r.Reason, Owner: r.ID,
 				RefusedBecause: policy.RefusedTarget, Detail: err.Error()}
 			return []policy.Decision{d}, nil
@@ -51,4 +54,20 @@ func (a *Agent) ReleaseAll(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.ctl.UnthrottleAll(ctx)
+}
+
+// checkTarget refuses a request on an interface the agent may not throttle
+// (see netif.CheckWatched and netif.LocalOnly).
+func (a *Agent) checkTarget(r policy.Request) error {
+	if r.Scope != shaper.ScopePort {
+		return netif.CheckWatched(r.Interface, a.deps.Interfaces)
+	}
+	why, err := netif.LocalOnly(r.Interface)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		return fmt.Errorf("%q: %w: %s", r.Interface, netif.ErrNotTarget, why)
+	}
+	return nil
 }

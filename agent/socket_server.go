@@ -85,8 +85,8 @@ func (a *Agent) policyRequest(req ThrottleRequest) (policy.Request, error) {
 		return policy.Request{}, err
 	}
 	r := policy.Request{
-		ID: string(policy.ReasonManual), Reason: policy.ReasonManual, Interface: req.Interface,
-		Sources: req.Sources, Ports: req.Ports, TTL: ttl, RateBps: req.RateBps,
+		ID: string(policy.ReasonManual), Reason: policy.ReasonManual, Interface: req.Interface, Scope: req.Scope,
+		Sources: req.Sources, Protocols: req.Protocols, Ports: req.Ports, TTL: ttl, RateBps: req.RateBps,
 	}
 	if err := r.Validate(); err != nil {
 		return policy.Request{}, err

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
@@ -16,8 +17,8 @@ type claim struct {
 	sources []netip.Prefix // sorted, unique; empty unless shaper.ScopeSource
 	// protocols are "tcp", "udp", "icmp", sorted, unique; empty = any IP protocol.
 	protocols []string
-	ports     []uint16 // destination ports of tcp and udp, sorted, unique; empty = any
-	rate      uint64   // bits per second; 0 = throttle.rate
+	ports     []shaper.PortRange // destination ports of tcp and udp, sorted, unique; empty = any
+	rate      uint64             // bits per second; 0 = throttle.rate
 	expires   time.Time
 }
 
@@ -126,9 +127,9 @@ func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
 }
 
 // sortPorts returns ps sorted and without duplicates, in a new slice.
-func sortPorts(ps []uint16) []uint16 {
+func sortPorts[P uint16 | shaper.PortRange](ps []P) []P {
 	out := slices.Clone(ps)
-	slices.Sort(out)
+	slices.SortFunc(out, comparePorts)
 	out = slices.Compact(out)
 	if len(out) == 0 {
 		return nil
@@ -145,4 +146,15 @@ func sortProtocols(ps []string) []string {
 		return nil
 	}
 	return out
+}
+
+// comparePorts orders ports, and port ranges by first then last port.
+func comparePorts[P uint16 | shaper.PortRange](a, b P) int {
+	switch a := any(a).(type) {
+	case uint16:
+		return cmp.Compare(a, any(b).(uint16))
+	default:
+		x, y := a.(shaper.PortRange), any(b).(shaper.PortRange)
+		return cmp.Or(cmp.Compare(x.First, y.First), cmp.Compare(x.Last, y.Last))
+	}
 }

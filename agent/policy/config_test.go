@@ -61,7 +61,9 @@ func TestThrottleRejectsMalformedRequests(t *testing.T) {
 		{"no interface", Request{ID: "manual", Reason: ReasonManual}, `request.interface ""`},
 		{"negative ttl", Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", TTL: -time.Second}, "request.ttl -1s"},
 		{"bad source", Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", Sources: []netip.Prefix{{}}}, "request.sources"},
-		{"port 0", Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", Ports: []uint16{0}}, "request.ports 0"},
+		{"scope source", Request{ID: "manual", Reason: ReasonManual, Interface: "eth0", Scope: shaper.ScopeSource}, `request.scope "source"`},
+		{"scope port with sources", Request{ID: "manual", Reason: ReasonManual, Interface: "vnet3", Scope: shaper.ScopePort,
+			Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")}}, "request.sources"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,11 +124,11 @@ func TestResultsDoNotAliasState(t *testing.T) {
 	}
 	d.Sources[0] = netip.MustParsePrefix("203.0.113.0/24")
 	d.Mitigation.Sources[0] = netip.MustParsePrefix("203.0.113.0/24")
-	d.Mitigation.Ports[0] = 8080
+	d.Mitigation.Ports[0] = shaper.PortRange{First: 8080, Last: 8080}
 	ms := e.Mitigations()
 	ms[0].Owners[0] = "changed"
 	got := e.Mitigations()[0]
-	if got.Sources[0].String() != "198.51.100.0/24" || got.Ports[0] != 80 || got.Owners[0] != "fp1" {
+	if got.Sources[0].String() != "198.51.100.0/24" || got.Ports[0] != (shaper.PortRange{First: 80, Last: 80}) || got.Owners[0] != "fp1" {
 		t.Fatalf("the engine's state changed through a returned value: %+v", got)
 	}
 }

@@ -19,6 +19,7 @@ const budgetWindow = time.Hour
 // from one goroutine.
 type Engine struct {
 	cfg      Config
+	ports    []shaper.PortRange     // Config.Ports
 	mits     map[string]*mitigation // by interface
 	episodes map[string]*episode    // by interface
 	actions  []time.Time            // throttles and updates inside the budget window
@@ -48,7 +49,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg.Protocols = sortProtocols(cfg.Protocols)
 	cfg.WhitelistPorts = sortPorts(cfg.WhitelistPorts)
 	cfg.WhitelistCIDRs = sortPrefixes(cfg.WhitelistCIDRs)
-	return &Engine{cfg: cfg, mits: map[string]*mitigation{}, episodes: map[string]*episode{}}, nil
+	return &Engine{cfg: cfg, ports: shaper.Ports(cfg.Ports...), mits: map[string]*mitigation{}, episodes: map[string]*episode{}}, nil
 }
 
 // Mitigations returns the mitigations in force, sorted by interface, for the
@@ -237,7 +238,7 @@ func (ep *episode) targetOr(iface string) string {
 // signatureTraffic); a held scope node or scope port claim keeps its scope
 // and interface until the episode ends.
 func (e *Engine) detectorClaim(o Observation, target string, held *claim) (claim, string, Decision) {
-	c := claim{owner: OwnerDetector, reason: ReasonDetector, protocols: e.cfg.Protocols, ports: e.cfg.Ports}
+	c := claim{owner: OwnerDetector, reason: ReasonDetector, protocols: e.cfg.Protocols, ports: e.ports}
 	refuse := func(r Refusal, detail string) (claim, string, Decision) {
 		rc := claim{owner: OwnerDetector, reason: ReasonDetector, scope: shaper.ScopeNode, protocols: c.protocols, ports: c.ports}
 		return c, target, e.refuse(o.Interface, rc, r, detail)
@@ -309,7 +310,7 @@ func (e *Engine) detectorClaim(o Observation, target string, held *claim) (claim
 // shrinks and the detector stops naming them (it then says any port);
 // widening on that would throttle every port of a flood that was narrow.
 // Like sources, the traffic only grows within an episode.
-func heldTraffic(held claim, protocols []string, ports []uint16) ([]string, []uint16) {
+func heldTraffic(held claim, protocols []string, ports []shaper.PortRange) ([]string, []shaper.PortRange) {
 	if len(held.protocols) > 0 && len(protocols) > 0 {
 		protocols = sortProtocols(append(slices.Clone(held.protocols), protocols...))
 	} else {
@@ -336,7 +337,7 @@ func heldTraffic(held claim, protocols []string, ports []uint16) ([]string, []ui
 // throttle then covers any port, as it does for ICMP, which has none.
 // Whitelisted ports (SSH 22, whitelist.ports) are dropped and returned:
 // the shaper passes them first anyway and refuses to name them.
-func (e *Engine) signatureTraffic(s detect.Signature) (protocols []string, ports, whitelisted []uint16) {
+func (e *Engine) signatureTraffic(s detect.Signature) (protocols []string, ports []shaper.PortRange, whitelisted []uint16) {
 	for _, p := range s.Protocols {
 		if !slices.Contains([]string{"tcp", "udp", "icmp"}, p) {
 			protocols = nil
@@ -348,7 +349,7 @@ func (e *Engine) signatureTraffic(s detect.Signature) (protocols []string, ports
 		if e.cfg.portWhitelisted(p) {
 			whitelisted = append(whitelisted, p)
 		} else {
-			ports = append(ports, p)
+			ports = append(ports, shaper.PortRange{First: p, Last: p})
 		}
 	}
 	return sortProtocols(protocols), sortPorts(ports), whitelisted
@@ -377,8 +378,10 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 		}
 	}
 	for _, p := range c.ports {
-		if e.cfg.portWhitelisted(p) {
-			return e.refuse(r.Interface, c, RefusedWhitelist, fmt.Sprintf("port %d is whitelisted", p)), nil
+		// A range may span a whitelisted port: the shaper's whitelist
+		// filters, matched first, pass it.
+		if p.First == p.Last && e.cfg.portWhitelisted(p.First) {
+			return e.refuse(r.Interface, c, RefusedWhitelist, fmt.Sprintf("port %d is whitelisted", p.First)), nil
 		}
 	}
 	ttl := r.TTL
@@ -393,12 +396,18 @@ func (e *Engine) Claim(now time.Time, r Request) (Decision, error) {
 
 // requestClaim is the claim request r makes, with the config's defaults.
 func (e *Engine) requestClaim(r Request) claim {
-	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), protocols: e.cfg.Protocols, ports: sortPorts(r.Ports), rate: r.RateBps}
-	if c.sources != nil {
+	c := claim{owner: r.ID, reason: r.Reason, scope: shaper.ScopeNode, sources: sortPrefixes(r.Sources), protocols: e.cfg.Protocols, ports: e.ports, rate: r.RateBps}
+	switch {
+	case r.Scope == shaper.ScopePort:
+		c.scope = shaper.ScopePort
+	case c.sources != nil:
 		c.scope = shaper.ScopeSource
 	}
-	if c.ports == nil {
-		c.ports = e.cfg.Ports
+	if r.Protocols != nil {
+		c.protocols = sortProtocols(*r.Protocols)
+	}
+	if r.Ports != nil {
+		c.ports = sortPorts(*r.Ports)
 	}
 	return c
 }
@@ -416,6 +425,10 @@ func (r Request) Validate() error {
 		return fmt.Errorf("policy: request.reason %q: want webhook or manual", r.Reason)
 	case r.Interface == "":
 		return fmt.Errorf("policy: request.interface %q: want an interface name", r.Interface)
+	case r.Scope != "" && r.Scope != shaper.ScopePort:
+		return fmt.Errorf("policy: request.scope %q: want port, or none (node, or source when sources are named)", r.Scope)
+	case r.Scope == shaper.ScopePort && len(r.Sources) > 0:
+		return fmt.Errorf("policy: request.sources %v: scope port throttles whatever the VM sends, name no sources", r.Sources)
 	case r.TTL != 0:
 		if err := ValidTTL(r.TTL); err != nil {
 			return fmt.Errorf("policy: request.%w", err)
@@ -429,11 +442,8 @@ func (r Request) Validate() error {
 			return fmt.Errorf("policy: request.sources %q: want a CIDR like 192.0.2.7/32", p)
 		}
 	}
-	for _, p := range r.Ports {
-		if p == 0 {
-			return fmt.Errorf("policy: request.ports 0: want a port from 1 to 65535")
-		}
-	}
+	// Protocols and ports are the shaper's to judge (shaper.Spec.Validate,
+	// on Preview's mitigation).
 	return nil
 }
 
@@ -589,9 +599,12 @@ func (e *Engine) Release(_ time.Time, id, iface string) []Decision {
 // the shaper validate it (shaper.Spec.Validate) before Claim.
 func (e *Engine) Preview(r Request) Mitigation {
 	v := (&mitigation{iface: r.Interface, claims: []claim{e.requestClaim(r)}}).view()
-	if len(r.Ports) > 0 {
+	if r.Protocols != nil {
+		v.Protocols = *r.Protocols
+	}
+	if r.Ports != nil {
 		// As asked, duplicates included: the shaper's validation judges them.
-		v.Ports = slices.Clone(r.Ports)
+		v.Ports = *r.Ports
 	}
 	return v
 }

@@ -151,7 +151,12 @@ func webhook(id, iface string, srcs ...string) Request {
 }
 
 func manual(iface string, ports ...uint16) Request {
-	return Request{ID: "manual", Reason: ReasonManual, Interface: iface, Ports: ports}
+	r := Request{ID: "manual", Reason: ReasonManual, Interface: iface}
+	if len(ports) > 0 {
+		rs := shaper.Ports(ports...)
+		r.Ports = &rs
+	}
+	return r
 }
 
 func seq(parts ...[]op) []op { return slices.Concat(parts...) }
@@ -489,7 +494,7 @@ func TestEngine(t *testing.T) {
 			name: "adopted owners: the detector leaves after exit_after, the webhook at its expiry",
 			adopt: []Mitigation{{
 				Interface: "eth0", Scope: shaper.ScopeSource, Sources: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/32")},
-				Ports: []uint16{80, 443}, Reason: ReasonDetector, Owners: []string{"detector", "fp1"}, Since: t0.Add(-10 * m), Expires: t0.Add(5 * m),
+				Ports: shaper.Ports(80, 443), Reason: ReasonDetector, Owners: []string{"detector", "fp1"}, Since: t0.Add(-10 * m), Expires: t0.Add(5 * m),
 			}},
 			ops: seq(
 				at(state(0)),

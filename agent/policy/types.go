@@ -46,10 +46,18 @@ type Request struct {
 	ID        string
 	Reason    Reason // ReasonWebhook or ReasonManual
 	Interface string
+	// Scope is empty for scope node (no Sources) or source (Sources
+	// named), or shaper.ScopePort: Interface is then a VM bridge port and
+	// the throttle holds whatever the VM sends through it.
+	Scope shaper.Scope
 	// Sources to throttle; empty means the whole node.
 	Sources []netip.Prefix
-	// Ports to throttle; empty means Config.Ports.
-	Ports []uint16
+	// Protocols to throttle ("tcp", "udp", "icmp"); nil means
+	// Config.Protocols, an empty non-nil list any IP protocol.
+	Protocols *[]string
+	// Ports (destination ports of tcp and udp, single or ranges) to
+	// throttle; nil means Config.Ports, an empty non-nil list any port.
+	Ports *[]shaper.PortRange
 	// TTL of the claim; 0 means Config.TTL. Above Config.MaxTTL is refused.
 	TTL time.Duration
 	// RateBps is the throttled class's rate this owner asks for, in bits per
@@ -97,8 +105,10 @@ type Mitigation struct {
 	Sources []netip.Prefix `json:"sources,omitempty"` // sorted; empty unless shaper.ScopeSource
 	// Protocols are "tcp", "udp", "icmp", sorted; empty = any IP protocol.
 	Protocols []string `json:"protocols,omitempty"`
-	// Ports are the destination ports of tcp and udp, sorted; empty = any.
-	Ports []uint16 `json:"ports"`
+	// Ports are the destination ports of tcp and udp, single or ranges,
+	// sorted; empty = any. In JSON a single port is a number, a range
+	// "first-last".
+	Ports []shaper.PortRange `json:"ports"`
 	// RateBps is the lowest rate an owner asked for, in bits per second;
 	// 0 means throttle.rate.
 	RateBps uint64 `json:"rate_bps,omitempty"`
@@ -170,7 +180,7 @@ type Decision struct {
 	Interface string
 	Scope     shaper.Scope
 	Sources   []netip.Prefix
-	Ports     []uint16
+	Ports     []shaper.PortRange
 	// Reason and Owner name who led to the decision; Owner is empty when a
 	// whole mitigation expired.
 	Reason         Reason

@@ -79,14 +79,14 @@ func printStatus(g *globals, st control.Status) {
 		fmt.Fprintln(g.stdout, "no mitigations")
 	} else {
 		w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "INTERFACE\tSCOPE\tSOURCES\tPORTS\tRATE\tREASON\tEXPIRES\tINSTALLED\tTHROTTLED\tDROPS")
+		fmt.Fprintln(w, "INTERFACE\tSCOPE\tSOURCES\tPROTOCOLS\tPORTS\tRATE\tREASON\tEXPIRES\tINSTALLED\tTHROTTLED\tDROPS")
 		for _, m := range st.Mitigations {
 			expires := m.Expires.Format(time.RFC3339)
 			if m.Expired {
 				expires += " (expired)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%d B\t%d\n", m.Interface, m.Scope,
-				strings.TrimSpace(strings.Trim(sourcesSuffix(m.Sources), " ()")), joinPorts(m.Ports),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%t\t%d B\t%d\n", m.Interface, m.Scope,
+				strings.TrimSpace(strings.Trim(sourcesSuffix(m.Sources), " ()")), joinProtocols(m.Protocols), joinPorts(m.Ports),
 				shaper.FormatRate(m.RateBps), m.Reason, expires, m.Installed, m.Throttled.Bytes, m.Throttled.Drops)
 		}
 		w.Flush()

@@ -181,7 +181,7 @@ func newThrottleCommand(g *globals) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "throttled %s: %s to ports %s at %s, scope %s%s, until %s\n",
-				m.Interface, strings.Join(m.Protocols, "+"), joinPorts(m.Ports), shaper.FormatRate(m.RateBps),
+				m.Interface, joinProtocols(m.Protocols), joinPorts(m.Ports), shaper.FormatRate(m.RateBps),
 				m.Scope, sourcesSuffix(m.Sources), m.Expires.Format(time.RFC3339))
 			for _, w := range m.Warnings {
 				fmt.Fprintln(g.stdout, "warning:", w)
@@ -278,30 +278,35 @@ func newPlanCommand(g *globals) *cobra.Command {
 }
 
 // throttleViaAgent hands the throttle to the running agent, which adopts it
-// into its policy (reason manual) and TTL.
+// into its policy (reason manual) and TTL. The request carries the Spec's
+// scope, protocols and ports as resolved here, so the agent throttles what
+// the same flags throttle without it; the agent validates them with the
+// shaper's rules again.
 func throttleViaAgent(ctx context.Context, g *globals, cl *agent.Client, spec shaper.Spec, ttl time.Duration) error {
-	var ports []uint16
-	for _, r := range spec.Ports {
-		if r.First != r.Last {
-			return badInput("--ports %s: the running agent takes single ports; stop it to throttle a range directly", r)
-		}
-		ports = append(ports, r.First)
+	req := agent.ThrottleRequest{
+		Interface: spec.Interface, RateBps: spec.Rate, Protocols: &spec.Protocols, Ports: &spec.Ports, Sources: spec.Sources,
+		TTLSeconds: ttl.Seconds(),
 	}
 	if spec.Scope == shaper.ScopePort {
-		return badInput("--port %s: the running agent does not take scope port yet; stop it to throttle the port directly", spec.Interface)
+		req.Scope = shaper.ScopePort
 	}
-	ans, err := cl.Throttle(ctx, agent.ThrottleRequest{
-		Interface: spec.Interface, RateBps: spec.Rate, Ports: ports, Sources: spec.Sources,
-		TTLSeconds: ttl.Seconds(),
-	})
+	ans, err := cl.Throttle(ctx, req)
 	if err != nil {
 		return err
 	}
 	m := ans.Mitigation
-	fmt.Fprintf(g.stdout, "throttled %s through the agent (%s): ports %s at %s, scope %s%s, until %s\n",
-		m.Interface, ans.Action, joinPorts(m.Ports), shaper.FormatRate(spec.Rate), m.Scope, sourcesSuffix(m.Sources),
-		m.Expires.Format(time.RFC3339))
+	fmt.Fprintf(g.stdout, "throttled %s through the agent (%s): %s to ports %s at %s, scope %s%s, until %s\n",
+		m.Interface, ans.Action, joinProtocols(m.Protocols), joinPorts(m.Ports), shaper.FormatRate(spec.Rate), m.Scope,
+		sourcesSuffix(m.Sources), m.Expires.Format(time.RFC3339))
 	return nil
+}
+
+// joinProtocols is "tcp+udp", or "any" for none (any IP protocol).
+func joinProtocols(ps []string) string {
+	if len(ps) == 0 {
+		return "any"
+	}
+	return strings.Join(ps, "+")
 }
 
 // controller opens the kernel adapter and the state store for a command
