@@ -252,7 +252,15 @@ func (e *Engine) detectorClaim(o Observation, target string, held *claim) (claim
 		}
 	}
 	if held != nil {
-		c.protocols, c.ports = heldTraffic(*held, c.protocols, c.ports)
+		// The traffic is held for the episode, as the detector holds its
+		// signature: once throttled, the capture sees only what the
+		// shaper lets through (plus the dropped packets it is told of), so
+		// a signature drawn then misreads the flood — it stops naming the
+		// throttled ports (any port) and may name protocols the flood does
+		// not use. Following it would throttle a tenant's healthy traffic
+		// by the throttle's own effect. A flood that changes shape is
+		// throttled anew in its next episode, or at max_ttl.
+		c.protocols, c.ports = held.protocols, held.ports
 	}
 	switch {
 	case held != nil && held.scope == shaper.ScopePort:
@@ -300,31 +308,6 @@ func (e *Engine) detectorClaim(o Observation, target string, held *claim) (claim
 	c.scope = shaper.ScopeSource
 	c.sources = sortPrefixes(named)
 	return c, target, Decision{}
-}
-
-// heldTraffic is what the detector's claim throttles once it holds one:
-// what it held, widened by the protocols and ports the signature names now
-// (any protocol if it names one the shaper cannot), but never from named
-// ports to any port. Once throttled, the capture sees only what the shaper
-// lets through, so the throttled ports' share of the traffic it counts
-// shrinks and the detector stops naming them (it then says any port);
-// widening on that would throttle every port of a flood that was narrow.
-// Like sources, the traffic only grows within an episode.
-func heldTraffic(held claim, protocols []string, ports []shaper.PortRange) ([]string, []shaper.PortRange) {
-	if len(held.protocols) > 0 && len(protocols) > 0 {
-		protocols = sortProtocols(append(slices.Clone(held.protocols), protocols...))
-	} else {
-		protocols = nil
-	}
-	switch {
-	case !carriesPorts(held.protocols):
-		// An ICMP-only claim held no ports: the signature's are new.
-	case len(held.ports) > 0:
-		ports = sortPorts(append(slices.Clone(held.ports), ports...))
-	default:
-		ports = nil
-	}
-	return protocols, ports
 }
 
 // signatureTraffic turns a flood's signature into what its throttle matches.

@@ -166,36 +166,34 @@ func TestMergedClaims(t *testing.T) {
 	}
 }
 
-// TestHeldTrafficOnlyGrows: once the detector holds a claim, a signature
-// that no longer names the throttled port (the capture sees only what the
-// throttle lets through) keeps the held port; a new port or protocol joins.
-func TestHeldTrafficOnlyGrows(t *testing.T) {
-	e := newEngine(t, nil)
+// TestHeldTrafficKept: once the detector holds a claim, what it throttles
+// stays as first claimed for the episode, whatever the signature says next
+// (throttled, the capture misreads the flood); the next episode starts
+// afresh.
+func TestHeldTrafficKept(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.ExitAfter = 1 })
 	sig := func(protos []string, ports ...uint16) Observation {
 		return sigFlood("eth0", detect.Signature{Protocols: protos, DstPorts: ports}, srcA)
 	}
 	var got []string
 	for i, o := range []Observation{
-		sig([]string{"tcp"}, 8080),
-		sig([]string{"tcp"}),          // any port now: held 8080 kept, no update
-		sig([]string{"tcp"}, 8443),    // a new port joins
-		sig([]string{"udp", "tcp"}),   // a new protocol joins, ports kept
-		sig([]string{"tcp", "other"}), // a protocol the shaper cannot name: any protocol
+		sig([]string{"udp"}, 8080),
+		sig([]string{"udp"}),              // any port now
+		sig([]string{"tcp", "udp"}, 8443), // another protocol and port
+		sig([]string{"tcp", "other"}),     // a protocol the shaper cannot name
+		clean("eth0"),                     // the episode ends
+		sig([]string{"tcp", "udp"}, 8443), // a new episode takes the new signature
 	} {
 		at := time.Duration(i) * time.Second
 		got = append(got, lines(at, e.Step(t0.Add(at), []Observation{o}))...)
 		got = append(got, mitLines(e)...)
 	}
+	udp8080 := "eth0 source sources=[198.51.100.1/32] protocols=[udp] ports=[8080] owners=detector"
 	want := []string{
-		"0s throttle eth0 source 198.51.100.1/32",
-		"eth0 source sources=[198.51.100.1/32] protocols=[tcp] ports=[8080] owners=detector",
-		"eth0 source sources=[198.51.100.1/32] protocols=[tcp] ports=[8080] owners=detector",
-		"2s update eth0 source 198.51.100.1/32",
-		"eth0 source sources=[198.51.100.1/32] protocols=[tcp] ports=[8080 8443] owners=detector",
-		"3s update eth0 source 198.51.100.1/32",
-		"eth0 source sources=[198.51.100.1/32] protocols=[tcp udp] ports=[8080 8443] owners=detector",
-		"4s update eth0 source 198.51.100.1/32",
-		"eth0 source sources=[198.51.100.1/32] protocols=[] ports=[8080 8443] owners=detector",
+		"0s throttle eth0 source 198.51.100.1/32", udp8080, udp8080, udp8080, udp8080,
+		"4s release eth0 exit_after",
+		"5s throttle eth0 source 198.51.100.1/32",
+		"eth0 source sources=[198.51.100.1/32] protocols=[tcp udp] ports=[8443] owners=detector",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
