@@ -155,6 +155,7 @@ type sample struct {
 	at        time.Time
 	verdict   string
 	mitigated bool // a mitigation on up0, installed in the kernel
+	installed int  // mitigations installed on any interface (up0, VM ports)
 	mit       control.MitigationStatus
 	iface     control.InterfaceStatus
 	err       error
@@ -183,6 +184,9 @@ func (e *env) poll(period time.Duration) *poller {
 				}
 			}
 			for _, m := range st.Mitigations {
+				if m.Installed {
+					s.installed++
+				}
 				if m.Interface == lab.Uplink && m.Installed {
 					s.mitigated, s.mit = true, m
 				}
