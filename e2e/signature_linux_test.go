@@ -166,3 +166,47 @@ func joinPorts(ps []shaper.PortRange) string {
 	}
 	return s
 }
+
+// TestCLIPortScopeThroughAgent: with the agent running, `throttle --port`
+// with protocols and a port range goes through the agent's policy, status
+// shows it, and the kernel holds it on the VM port's ingress; bad input is
+// refused with exit 2 as without the agent.
+func TestCLIPortScopeThroughAgent(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	vm := e.lab.VMs[0]
+	e.startAgent()
+	for _, bad := range [][]string{
+		{"--protocols", "sctp"},
+		{"--ports", "2000-1000"},
+		{"--protocols", "icmp", "--ports", "80"},
+		{"--source", "198.19.128.11/32"},
+	} {
+		out := e.cli(2, append([]string{"throttle", "--port", vm.Port}, bad...)...)
+		t.Logf("throttle --port %s %s: exit 2: %s", vm.Port, strings.Join(bad, " "), strings.TrimSpace(out))
+	}
+	out := e.cli(0, "throttle", "--port", vm.Port, "--protocols", "udp,tcp", "--ports", "1000-2000,8080", "--rate", "2mbit", "--ttl", "10m")
+	t.Logf("%s", strings.TrimSpace(out))
+	if !strings.Contains(out, "through the agent") || !strings.Contains(out, "tcp+udp to ports 1000-2000,8080") || !strings.Contains(out, "scope port") {
+		t.Errorf("throttle output %q: want it through the agent, tcp+udp to 1000-2000,8080, scope port", out)
+	}
+	m := e.waitMitigation(vm.Port, 5*time.Second)
+	if m.Scope != shaper.ScopePort || !slices.Equal(m.Protocols, []string{"tcp", "udp"}) || joinPorts(m.Ports) != "1000-2000,8080" || m.RateBps != 2_000_000 {
+		t.Errorf("status: %+v", m)
+	}
+	st := e.cli(0, "status")
+	t.Logf("status:\n%s", st)
+	if !strings.Contains(st, "PROTOCOLS") || !strings.Contains(st, "tcp+udp") || !strings.Contains(st, "1000-2000,8080") {
+		t.Errorf("status does not show the port throttle's protocols and ports")
+	}
+	filters, err := e.lab.Exec(e.ctx, e.lab.Node, "tc", "filter", "show", "dev", vm.Port, "ingress")
+	if err != nil || !strings.Contains(filters, "mirred") || !strings.Contains(filters, shaper.ShapingDevice(vm.Port)) {
+		t.Errorf("tc filter show dev %s ingress: %v\n%s", vm.Port, err, filters)
+	}
+	e.cli(0, "unthrottle", "--interface", vm.Port)
+	if _, err := e.lab.Exec(e.ctx, e.lab.Node, "ip", "link", "show", shaper.ShapingDevice(vm.Port)); err == nil {
+		t.Errorf("%s still there after unthrottle", shaper.ShapingDevice(vm.Port))
+	}
+	if ms := e.status().Mitigations; len(ms) != 0 {
+		t.Errorf("mitigations after unthrottle: %+v", ms)
+	}
+}
