@@ -16,8 +16,8 @@ import (
 // libvirt's bridged networking. With no interfaces configured the agent
 // watches up0 in br0's stead (status says so); a VM's flood, bridged and
 // so never on br0's own transmit path, is seen, attributed to the VM's
-// port, and throttled on up0 (tc's Sent bytes as the oracle), while
-// doctor names up0 as br0's uplink port.
+// port, and throttled on that port (scope port; tc's Sent bytes as the
+// oracle), while doctor names up0 as br0's uplink port.
 func TestBridgedHypervisor(t *testing.T) {
 	e := newEnvWith(t, lab.Options{VMs: 1, Bridged: true}, func(c *config.Config) { c.Interfaces = nil })
 	vm := e.lab.VMs[0]
@@ -40,9 +40,12 @@ func TestBridgedHypervisor(t *testing.T) {
 	start := time.Now()
 	fl := e.flood(vm.NS, 20*time.Second)
 	defer fl.Kill()
-	thr := p.waitFor(t, "throttle", start, 10*time.Second, func(s sample) bool { return s.mitigated })
-	t.Logf("VM flood throttled on %s %.2f s after it started: scope %s sources %v, syn_out %.0f/s",
-		lab.Uplink, thr.at.Sub(start).Seconds(), thr.mit.Scope, thr.mit.Sources, thr.iface.SynOutPps)
+	thr := e.waitMitigation(vm.Port, 10*time.Second)
+	t.Logf("VM flood throttled on %s %.2f s after it started: scope %s protocols %v ports %v",
+		thr.Interface, time.Since(start).Seconds(), thr.Scope, thr.Protocols, thr.Ports)
+	if string(thr.Scope) != "port" {
+		t.Errorf("mitigation scope %s: want port on %s", thr.Scope, vm.Port)
+	}
 	s := p.waitFor(t, "attribution", start, 10*time.Second, func(s sample) bool { return s.iface.Attribution != nil })
 	p.Stop()
 	var at struct {
@@ -57,11 +60,11 @@ func TestBridgedHypervisor(t *testing.T) {
 		t.Errorf("attribution %+v: want %s on bridge port %s", at.Sources, vm.Addr, vm.Port)
 	}
 	time.Sleep(time.Second)
-	sent0, at0 := e.throttledSent()
+	sent0, at0 := e.throttledClass(vm.Port).Bytes, time.Now()
 	time.Sleep(4 * time.Second)
-	sent1, at1 := e.throttledSent()
+	sent1, at1 := e.throttledClass(vm.Port).Bytes, time.Now()
 	egress := float64(sent1-sent0) * 8 / at1.Sub(at0).Seconds()
-	t.Logf("throttled class on %s sent %.3f Mbit/s of the VM's flood (rate %.1f)", lab.Uplink, egress/1e6, rateBps/1e6)
+	t.Logf("throttled class on %s sent %.3f Mbit/s of the VM's flood (rate %.1f)", vm.Port, egress/1e6, rateBps/1e6)
 	if sent1 == sent0 || egress > 1.2*rateBps {
 		t.Errorf("throttled class %.3f Mbit/s: want the VM's flood in it, at most 1.2 × %.1f", egress/1e6, rateBps/1e6)
 	}

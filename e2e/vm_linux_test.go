@@ -9,7 +9,7 @@ import (
 
 // TestVMFloodAttributed floods from the VM behind the node's bridge: the
 // verdict names the VM's address and its bridge port vnet1, and the
-// mitigation is scope source on that address only.
+// mitigation is scope port on vnet1 only: the uplink is not throttled.
 func TestVMFloodAttributed(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	vm := e.lab.VMs[0]
@@ -17,10 +17,16 @@ func TestVMFloodAttributed(t *testing.T) {
 	p := e.poll(250 * time.Millisecond)
 	start := time.Now()
 	fl := e.flood(vm.NS, 8*time.Second)
-	thr := p.waitFor(t, "throttle", start, 8*time.Second, func(s sample) bool { return s.mitigated })
-	t.Logf("VM flood throttled %.2f s after start: scope %s sources %v", thr.at.Sub(start).Seconds(), thr.mit.Scope, thr.mit.Sources)
-	if string(thr.mit.Scope) != "source" || len(thr.mit.Sources) != 1 || thr.mit.Sources[0].Addr() != vm.Addr {
-		t.Errorf("mitigation scope %s sources %v: want source [%s/32]", thr.mit.Scope, thr.mit.Sources, vm.Addr)
+	thr := e.waitMitigation(vm.Port, 8*time.Second)
+	t.Logf("VM flood throttled %.2f s after start: %s scope %s protocols %v ports %v", time.Since(start).Seconds(), thr.Interface, thr.Scope, thr.Protocols, thr.Ports)
+	if string(thr.Scope) != "port" || len(thr.Sources) != 0 {
+		t.Errorf("mitigation scope %s sources %v: want port %s", thr.Scope, thr.Sources, vm.Port)
+	}
+	for _, s := range p.snapshot() {
+		if s.mitigated {
+			t.Errorf("the uplink %s was throttled too: %+v", s.mit.Interface, s.mit)
+			break
+		}
 	}
 	// Attribution is written when the verdict turns flood; read it from status.
 	var at attrib.Attribution
