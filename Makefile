@@ -104,7 +104,11 @@ image-check: image
 
 # Installs the package built from PREVIOUS (a commit), edits its config, starts
 # a throttle, upgrades to this tree's package and checks what survived (root).
-PREVIOUS ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo HEAD~1)
+# PREVIOUS: the newest tag, else the first landed release (623bdc1, whose
+# throttle is a root HTB the clsact layout must release), else HEAD~1.
+FIRST_RELEASE := 623bdc1
+PREVIOUS ?= $(shell git describe --tags --abbrev=0 2>/dev/null || \
+	{ git cat-file -e $(FIRST_RELEASE)^{commit} 2>/dev/null && echo $(FIRST_RELEASE); } || echo HEAD~1)
 upgrade-test:
 	packaging/upgrade-test.sh $(PREVIOUS)
 

@@ -91,10 +91,14 @@ check_upgraded() {
 	echo "$out" | grep -qF "$new_version" || fail "$kind: version after upgrade: $out"
 	grep -q '^  rate: 3mbit  # edited before the upgrade$' /etc/egressguard/config.yaml ||
 		fail "$kind: the config edit did not survive"
-	tc -n "$ns" qdisc show dev up0
-	tc -n "$ns" class show dev up0
-	tc -n "$ns" qdisc show dev up0 | grep -q '^qdisc htb e9: root' || fail "$kind: throttle gone after upgrade"
-	tc -n "$ns" class show dev up0 | grep -q 'rate 3Mbit' || fail "$kind: throttled class not at 3Mbit after upgrade"
+	# The throttle as the old release left it: a root HTB on up0 (releases
+	# before the clsact layout) or the shaping device eg-up0 (since).
+	layout_dev=up0
+	ip -n "$ns" link show dev eg-up0 >/dev/null 2>&1 && layout_dev=eg-up0
+	tc -n "$ns" qdisc show dev "$layout_dev"
+	tc -n "$ns" class show dev "$layout_dev"
+	tc -n "$ns" qdisc show dev "$layout_dev" | grep -q '^qdisc htb e9: root' || fail "$kind: throttle gone after upgrade"
+	tc -n "$ns" class show dev "$layout_dev" | grep -q 'rate 3Mbit' || fail "$kind: throttled class not at 3Mbit after upgrade"
 	eg status --json >"$work/status.json" || fail "$kind: status exited $?"
 	python3 - "$work/status.json" <<'PY' || fail "$kind: new status does not read the old state file"
 import json, sys
@@ -112,6 +116,7 @@ PY
 	eg unthrottle --interface up0 || fail "$kind: new unthrottle of the old throttle exited $?"
 	tc -n "$ns" qdisc show dev up0
 	if tc -n "$ns" qdisc show dev up0 | grep -q 'htb e9:'; then fail "$kind: throttle left after release"; fi
+	if ip -n "$ns" link show dev eg-up0 >/dev/null 2>&1; then fail "$kind: shaping device left after release"; fi
 	eg status --json | python3 -c 'import json,sys; st=json.load(sys.stdin); assert not st["mitigations"], st' ||
 		fail "$kind: state still holds a mitigation after release"
 }
