@@ -230,19 +230,29 @@ func ratio(num, den uint64) float64 {
 	return float64(num) / float64(den)
 }
 
-// synFailing applies the TCP flood rule: many SYNs whose handshakes fail, or
-// are answered and then reset by a kernel that never sent them.
+// synFailing applies the TCP flood rule (synFloodReason) to the interface's evidence.
 func (d *Detector) synFailing(ev Evidence) (string, bool) {
-	if ev.SynOutPps <= d.cfg.SynRateMin {
+	return synFloodReason(d.cfg, ev.SynOutPps, ev.SynAckInPps, ev.SynAckRatio, ev.RstRatio, ev.CloseRatio)
+}
+
+// synFloodReason is the TCP flood rule of docs/design.md §3, the one copy both the
+// interface detector and the per-key detector apply: above cfg.SynRateMin
+// SYNs/s out (packets/s), either the handshakes fail (SYN-ACK/SYN below
+// cfg.SynAckRatioMax), or they are answered and then reset by a kernel that
+// never sent them (bare RST/SYN-ACK above cfg.RstRatioMax, RFC 793 §3.4)
+// while the sender closes nothing it opened (close/SYN-ACK below
+// cfg.CloseRatioMax). It returns the reason in words and whether it holds.
+func synFloodReason(cfg Config, synOutPps, synAckInPps, synAckRatio, rstRatio, closeRatio float64) (string, bool) {
+	if synOutPps <= cfg.SynRateMin {
 		return "", false
 	}
-	if ev.SynAckRatio < d.cfg.SynAckRatioMax {
+	if synAckRatio < cfg.SynAckRatioMax {
 		return fmt.Sprintf("syn out %.0f/s > %.0f/s with syn-ack/syn ratio %.3f < %g",
-			ev.SynOutPps, d.cfg.SynRateMin, ev.SynAckRatio, d.cfg.SynAckRatioMax), true
+			synOutPps, cfg.SynRateMin, synAckRatio, cfg.SynAckRatioMax), true
 	}
-	if ev.SynAckInPps > 0 && ev.RstRatio > d.cfg.RstRatioMax && ev.CloseRatio < d.cfg.CloseRatioMax {
+	if synAckInPps > 0 && rstRatio > cfg.RstRatioMax && closeRatio < cfg.CloseRatioMax {
 		return fmt.Sprintf("syn out %.0f/s > %.0f/s with rst/syn-ack ratio %.3f > %g and close/syn-ack ratio %.3f < %g (raw-socket pattern: the kernel resets handshakes it never started)",
-			ev.SynOutPps, d.cfg.SynRateMin, ev.RstRatio, d.cfg.RstRatioMax, ev.CloseRatio, d.cfg.CloseRatioMax), true
+			synOutPps, cfg.SynRateMin, rstRatio, cfg.RstRatioMax, closeRatio, cfg.CloseRatioMax), true
 	}
 	return "", false
 }

@@ -321,22 +321,9 @@ func rateRatio(num, den float64) float64 {
 	return num / den
 }
 
-// synRule is the TCP flood rule of docs/design.md §3 on one key: many SYNs whose
-// handshakes fail, or are answered and then reset by a kernel that never
-// sent them (and closed nothing it opened).
+// synRule applies the TCP flood rule (synFloodReason) to one key.
 func (d *KeyDetector) synRule(r KeyRates) (string, bool) {
-	if r.SynOutPps <= d.cfg.SynRateMin {
-		return "", false
-	}
-	if r.SynAckRatio < d.cfg.SynAckRatioMax {
-		return fmt.Sprintf("syn out %.0f/s > %.0f/s with syn-ack/syn ratio %.3f < %g",
-			r.SynOutPps, d.cfg.SynRateMin, r.SynAckRatio, d.cfg.SynAckRatioMax), true
-	}
-	if r.SynAckInPps > 0 && r.RstRatio > d.cfg.RstRatioMax && r.CloseRatio < d.cfg.CloseRatioMax {
-		return fmt.Sprintf("syn out %.0f/s > %.0f/s with rst/syn-ack ratio %.3f > %g and close/syn-ack ratio %.3f < %g (raw-socket pattern: the kernel resets handshakes it never started)",
-			r.SynOutPps, d.cfg.SynRateMin, r.RstRatio, d.cfg.RstRatioMax, r.CloseRatio, d.cfg.CloseRatioMax), true
-	}
-	return "", false
+	return synFloodReason(d.cfg, r.SynOutPps, r.SynAckInPps, r.SynAckRatio, r.RstRatio, r.CloseRatio)
 }
 
 // udpRule: many UDP packets out to any port, few back.
