@@ -58,7 +58,7 @@ func newMetrics(version string, kernel prometheus.Collector) *metrics {
 		}, []string{"reason"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressguard_mitigation_drift_total",
-			Help: "Times the kernel or the state file no longer held a mitigation in force, by what the agent did (reinstall, release, record).",
+			Help: "Times the kernel or the state file no longer held a mitigation in force, by what the agent did (reinstall, record).",
 		}, []string{"interface", "action"}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "egressguard_http_connections_evicted_total",

@@ -17,10 +17,10 @@ const renewEvery = time.Minute
 // kernel and the state file agree again, from one dump of the kernel's root
 // qdiscs and one read of the state file (both skipped while nothing is
 // mitigated and no record is known to lag):
-//   - drift: a mitigation whose layout is gone is reinstalled when the
-//     interface is back on a kernel default root (someone deleted our root),
-//     and released from the policy, without touching the kernel, when an
-//     operator's own root qdisc took its place; both are logged and counted;
+//   - drift: a mitigation whose layout is gone or incomplete (shaping device,
+//     classifier) is reinstalled beside whatever root qdisc the interface
+//     has, which the clsact layout never touches, so an operator's own root
+//     is kept; logged and counted;
 //   - a record that does not say what the policy holds (an update or a
 //     renewal the state file missed) is rewritten;
 //   - a record the policy no longer holds (a release the state file missed,
