@@ -118,7 +118,7 @@ func (d *demo) story(dir string) error {
 	d.agent = a
 	fmt.Printf("== lab %s: node uplink up0 → inet (owns %s, %s); VM %s on br0 port %s\n",
 		d.lab.Prefix, lab.Inet4, lab.Inet6, d.lab.VMs[0].Addr, d.lab.VMs[0].Port)
-	fmt.Printf("== agent: enforce on up0, interval %s, enter_after %d, exit_after %d, throttle %s to ports 80,443\n",
+	fmt.Printf("== agent: enforce on up0 and the VM ports, interval %s, enter_after %d, exit_after %d, throttle %s of the flood's signature\n",
 		time.Duration(cfg.Detect.Interval), cfg.Detect.EnterAfter, cfg.Detect.ExitAfter, "1mbit")
 
 	fmt.Println("== benign: a large upload to 443 for 5 s")
@@ -175,9 +175,10 @@ func (d *demo) scenario(name, ns string) (row, error) {
 			break
 		}
 	}
-	fmt.Printf("   verdict after %.1f s, throttle after %.1f s: scope %s %v\n", r.verdict.Seconds(), r.throttle.Seconds(), thr.mit.Scope, thr.mit.Sources)
+	fmt.Printf("   verdict after %.1f s, throttle after %.1f s: on %s, scope %s %v, %v to ports %v\n", r.verdict.Seconds(), r.throttle.Seconds(),
+		thr.mit.Interface, thr.mit.Scope, thr.mit.Sources, thr.mit.Protocols, thr.mit.Ports)
 	time.Sleep(500 * time.Millisecond)
-	sent0, at0, err := d.sent()
+	sent0, at0, err := d.sent(thr.mit.Interface)
 	if err != nil {
 		return r, err
 	}
@@ -187,7 +188,7 @@ func (d *demo) scenario(name, ns string) (row, error) {
 	if err := fl.Wait(d.ctx); err != nil {
 		return r, fmt.Errorf("synflood: %w: %s", err, fl.Output())
 	}
-	sent1, at1, err := d.sent()
+	sent1, at1, err := d.sent(thr.mit.Interface)
 	if err != nil {
 		return r, err
 	}
@@ -225,9 +226,10 @@ func (d *demo) streams() (ssh, tenant float64, err error) {
 	return s.ReceivedBps, t.ReceivedBps, nil
 }
 
-// sent is the throttled class's Sent bytes on the shaping device of up0: tc is the oracle.
-func (d *demo) sent() (uint64, time.Time, error) {
-	cs, err := d.lab.Classes(d.ctx, d.lab.Node, shaper.ShapingDevice(lab.Uplink))
+// sent is the throttled class's Sent bytes on the shaping device of the
+// throttled interface (the uplink, or a VM's bridge port): tc is the oracle.
+func (d *demo) sent(throttled string) (uint64, time.Time, error) {
+	cs, err := d.lab.Classes(d.ctx, d.lab.Node, shaper.ShapingDevice(throttled))
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -305,8 +307,9 @@ func (d *demo) poll() *poller {
 						s.verdict = is.Verdict
 					}
 				}
+				// A VM's flood is throttled on its bridge port, not on up0.
 				for _, m := range st.Mitigations {
-					if m.Interface == lab.Uplink && m.Installed {
+					if m.Installed {
 						s.mitigated, s.mit = true, m
 					}
 				}
