@@ -84,17 +84,25 @@ echo "== podman run ... throttle, then tc"
 # One container per command as operators would run them; the state lives in
 # the container's tmpfs, so the release goes by --all on the same interface.
 run throttle --interface up0 --rate 1mbit --ttl 5m || fail "throttle exited $?"
+# The layout: a classifier on up0's clsact egress hook redirecting to the
+# shaping device eg-up0, which holds the HTB; the root of up0 is untouched.
 tc -n "$ns" qdisc show dev up0
-tc -n "$ns" class show dev up0
-tc -n "$ns" qdisc show dev up0 | grep -q '^qdisc htb e9: root' || fail "tc shows no egressguard htb root after throttle"
-tc -n "$ns" class show dev up0 | grep -q 'rate 1Mbit' || fail "tc shows no 1Mbit class after throttle"
+tc -n "$ns" filter show dev up0 egress
+tc -n "$ns" qdisc show dev eg-up0
+tc -n "$ns" class show dev eg-up0
+tc -n "$ns" qdisc show dev up0 | grep -q '^qdisc noqueue 0: root' || fail "up0's root qdisc changed by the throttle"
+tc -n "$ns" filter show dev up0 egress | grep -q 'mirred (Egress Redirect to device eg-up0)' ||
+	fail "tc shows no egressguard classifier redirecting to eg-up0 after throttle"
+tc -n "$ns" qdisc show dev eg-up0 | grep -q '^qdisc htb e9: root' || fail "tc shows no egressguard htb on eg-up0 after throttle"
+tc -n "$ns" class show dev eg-up0 | grep -q 'rate 1Mbit' || fail "tc shows no 1Mbit class after throttle"
 
 echo "== podman run ... unthrottle, then tc"
 # The throttle's record was in the first container's tmpfs; a fresh
 # container adopts our layout by its handles and releases it.
 run unthrottle --interface up0 || fail "unthrottle exited $?"
 tc -n "$ns" qdisc show dev up0
-if tc -n "$ns" qdisc show dev up0 | grep -q 'htb e9:'; then fail "htb still installed after unthrottle"; fi
+if ip -n "$ns" link show dev eg-up0 >/dev/null 2>&1; then fail "shaping device eg-up0 still there after unthrottle"; fi
+if tc -n "$ns" filter show dev up0 egress | grep -q 'eg-up0'; then fail "classifier still installed after unthrottle"; fi
 
 echo "== podman run -d ... (the DaemonSet's command: run --config /etc/egressguard/config.yaml)"
 # The DaemonSet's way: config and token read-only, state and socket writable.
