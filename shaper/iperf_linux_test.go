@@ -43,7 +43,8 @@ func (l lab) iperfServer(t testing.TB, addr string, port int) {
 
 // iperf runs an iperf3 client in the node namespace and returns the
 // receiver-side throughput in bit/s. A server still closing the previous
-// test answers "busy"; the client then tries again.
+// test answers "busy" (or, when the previous test's teardown races the new
+// control connection, resets it); the client then tries again.
 func (l lab) iperf(t testing.TB, dst string, port int, extra ...string) float64 {
 	t.Helper()
 	args := append([]string{"netns", "exec", l.node, "iperf3", "-J", "-c", dst, "-p", strconv.Itoa(port)}, extra...)
@@ -60,7 +61,7 @@ func (l lab) iperf(t testing.TB, dst string, port int, extra ...string) float64 
 		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatalf("iperf3 %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		if strings.Contains(r.Error, "busy") && try < 20 {
+		if (strings.Contains(r.Error, "busy") || strings.Contains(r.Error, "unable to receive control message")) && try < 20 {
 			time.Sleep(250 * time.Millisecond)
 			continue
 		}
