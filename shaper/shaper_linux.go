@@ -185,17 +185,18 @@ func (s *Shaper) Apply(ctx context.Context, p Plan, o ApplyOptions) (res ApplyRe
 	return res, nil
 }
 
-// ensureDevice creates the shaping device (ifb, up, then our alias) unless
-// ours is there already, and returns its index. The alias carries
-// ClsactMark when the interface has no clsact qdisc yet (Apply adds it
-// next). A device with our name and no alias is what a crash between the
-// two writes leaves; it is adopted.
+// ensureDevice creates the shaping device (ifb, up, with our alias in the
+// same request, so no crash can leave a device that reconcile would not
+// know as ours) unless ours is there already, and returns its index. The
+// alias carries ClsactMark when the interface has no clsact qdisc yet
+// (Apply adds it next). A device with our name and no alias (what releases
+// that named the device in a second write could leave) is adopted.
 func (s *Shaper) ensureDevice(p Plan, st kernelState, undo *undoStack) (uint32, error) {
 	name := p.Device
 	alias := shapingAlias(p.Spec.Interface, st.clsact == "" || st.addedClsact)
 	l := st.device
 	if l == nil {
-		ifb := &vnl.Ifb{LinkAttrs: vnl.LinkAttrs{Name: name, TxQLen: 1000, Flags: net.FlagUp}}
+		ifb := &vnl.Ifb{LinkAttrs: vnl.LinkAttrs{Name: name, TxQLen: 1000, Flags: net.FlagUp, Alias: alias}}
 		if err := s.write("add ifb "+name, func() error { return s.link.LinkAdd(ifb) }); err != nil {
 			return 0, err
 		}
