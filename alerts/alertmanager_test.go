@@ -68,7 +68,7 @@ func TestRealAlertmanager(t *testing.T) {
 	writeFile(t, cfg, fmt.Sprintf(`route:
   receiver: egressguard
   group_by: [alertname]
-  group_wait: 0s
+  group_wait: 500ms
   group_interval: 1s
   repeat_interval: 1h
 receivers:
