@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Detector turns each interface's sequence of samples into verdicts. It keeps
@@ -20,12 +19,9 @@ type Detector struct {
 }
 
 type ifaceState struct {
-	state      State
-	since      time.Time
-	suspectRun int // consecutive suspect intervals
-	cleanRun   int // consecutive non-suspect intervals while in flood
-	baseline   float64
-	samples    int // intervals folded into baseline
+	hysteresis
+	baseline float64
+	samples  int // intervals folded into baseline
 	// sig is the signature of the last suspect flood interval: a flood that
 	// goes on only by hysteresis keeps it, so the throttle's match does not
 	// drift to whatever healthy traffic is left.
@@ -51,7 +47,7 @@ func (d *Detector) Observe(s Sample) Verdict {
 	defer d.mu.Unlock()
 	st, ok := d.ifaces[s.Interface]
 	if !ok {
-		st = &ifaceState{state: StateClean, since: s.At}
+		st = &ifaceState{hysteresis: hysteresis{state: StateClean, since: s.At}}
 		d.ifaces[s.Interface] = st
 	}
 	if s.Interval <= 0 {
@@ -80,35 +76,9 @@ func (d *Detector) Observe(s Sample) Verdict {
 	attention := d.attention(ev, st)
 	reasons = append(reasons, attention...)
 
-	if suspect {
-		st.suspectRun++
-		st.cleanRun = 0
-	} else {
-		st.suspectRun = 0
-		if st.state == StateFlood {
-			st.cleanRun++
-		}
-	}
-
-	next := StateClean
-	switch {
-	case st.state == StateFlood && (suspect || st.cleanRun < d.cfg.ExitAfter):
-		next = StateFlood
-		if !suspect {
-			reasons = append(reasons, fmt.Sprintf("flood continues: %d of %d clean intervals to exit", st.cleanRun, d.cfg.ExitAfter))
-		}
-	case st.state != StateFlood && (st.suspectRun >= d.cfg.EnterAfter || floodKeys > 0):
-		// A flooding key has passed its own hysteresis already.
-		next = StateFlood
-	case suspect:
-		next = StateAttention
-		reasons = append(reasons, fmt.Sprintf("suspect for %d of %d intervals needed", st.suspectRun, d.cfg.EnterAfter))
-	case len(attention) > 0:
-		next = StateAttention
-	}
-	if next != st.state {
-		st.state, st.since = next, s.At
-		st.cleanRun = 0
+	next, why := st.step(s.At, suspect, floodKeys > 0, len(attention) > 0, d.cfg.EnterAfter, d.cfg.ExitAfter, "intervals")
+	if why != "" {
+		reasons = append(reasons, why)
 	}
 	// The baseline learns only from intervals that do not look like a flood,
 	// so that a flood cannot become its own normal.

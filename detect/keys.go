@@ -95,11 +95,8 @@ type KeyDetector struct {
 }
 
 type keyState struct {
-	state      State
-	since      time.Time
-	suspectRun int
-	cleanRun   int
-	seen       bool
+	hysteresis
+	seen bool
 }
 
 // NewKeyDetector validates cfg and returns a detector for it.
@@ -155,7 +152,7 @@ func (d *KeyDetector) Judge(now time.Time, a *account.Accounting, inv Inventory)
 		credit(r)
 		st, ok := d.keys[r.Key]
 		if !ok {
-			st = &keyState{state: StateClean, since: now}
+			st = &keyState{hysteresis: hysteresis{state: StateClean, since: now}}
 			d.keys[r.Key] = st
 		}
 		st.seen = true
@@ -244,36 +241,12 @@ func (d *KeyDetector) judge(now time.Time, r *account.Row, st *keyState, inv Inv
 			rates.SpoofedOutPps, d.cfg.SpoofRateMin))
 	}
 	suspect := len(reasons) > 0
-	if suspect {
-		st.suspectRun++
-		st.cleanRun = 0
-	} else {
-		st.suspectRun = 0
-		if st.state == StateFlood {
-			st.cleanRun++
-		}
-	}
-	next := StateClean
+	next, why := st.step(now, suspect, false, spoofing, d.cfg.KeyEnterTicks, d.cfg.KeyExitTicks, "ticks")
 	switch {
-	case st.state == StateFlood && (suspect || st.cleanRun < d.cfg.KeyExitTicks):
-		next = StateFlood
-		if !suspect {
-			reasons = append(reasons, fmt.Sprintf("flood continues: %d of %d clean ticks to exit", st.cleanRun, d.cfg.KeyExitTicks))
-		}
-	case st.suspectRun >= d.cfg.KeyEnterTicks:
-		next = StateFlood
-	case suspect:
-		next = StateAttention
-		reasons = append(reasons, fmt.Sprintf("suspect for %d of %d ticks needed", st.suspectRun, d.cfg.KeyEnterTicks))
-	case spoofing:
-		next = StateAttention
+	case why != "":
+		reasons = append(reasons, why)
+	case next == StateAttention && !suspect:
 		reasons = append(reasons, fmt.Sprintf("spoofed sources %.0f/s (addresses the port does not own)", rates.SpoofedOutPps))
-	}
-	if next != st.state {
-		st.state, st.since = next, now
-		if next != StateFlood {
-			st.cleanRun = 0
-		}
 	}
 	if next == StateClean {
 		return KeyVerdict{}, false
