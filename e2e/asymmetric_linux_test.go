@@ -19,17 +19,7 @@ func TestAsymmetricRoutingCrawler(t *testing.T) {
 	if err := e.lab.AddReturnUplink(); err != nil {
 		t.Fatal(err)
 	}
-	sink, err := e.lab.Start(e.lab.Inet, e.tools.Sink, "-ports", "80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for !strings.Contains(sink.Stdout(), "ready") {
-		select {
-		case <-sink.Done():
-			t.Fatalf("sink: %s", sink.Output())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	e.sink("80")
 	e.startAgent()
 	p := e.poll(250 * time.Millisecond)
 	const secs = 10

@@ -22,6 +22,10 @@ import (
 // gets in every test.
 const unitFile = "../packaging/egressguard.service"
 
+// readyLimit bounds the wait for a lab server to say it listens; generous,
+// as a loaded CI machine may start it slowly.
+const readyLimit = 30 * time.Second
+
 // env is one test's lab, built tools and agent.
 type env struct {
 	t     *testing.T
@@ -290,4 +294,17 @@ func (e *env) throttledSent() (uint64, time.Time) {
 		e.t.Fatal(err)
 	}
 	return cs["e9:10"].Bytes, time.Now()
+}
+
+// sink starts scripts/sink in the internet namespace on ports (its -ports
+// list) and waits until it listens.
+func (e *env) sink(ports string) {
+	e.t.Helper()
+	sink, err := e.lab.Start(e.lab.Inet, e.tools.Sink, "-ports", ports)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := sink.WaitReady("ready", readyLimit); err != nil {
+		e.t.Fatal(err)
+	}
 }

@@ -50,21 +50,6 @@ func (e *env) arp(vm lab.VM) {
 	}
 }
 
-func (e *env) sink(ports string) {
-	e.t.Helper()
-	sink, err := e.lab.Start(e.lab.Inet, e.tools.Sink, "-ports", ports)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for !strings.Contains(sink.Stdout(), "ready") {
-		select {
-		case <-sink.Done():
-			e.t.Fatalf("sink: %s", sink.Output())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // TestBusyNodeKeyed is docs/design.md §11's busy node: the node crawls :443 with
 // healthy handshakes while a VM floods :80 with unanswered SYNs. The VM is
 // named (its source and its bridge port) and throttled by its port; the
@@ -271,12 +256,8 @@ func TestLateSynAckClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(dl.Stdout(), "ready") {
-		select {
-		case <-dl.Done():
-			t.Fatalf("delayline: %s", dl.Output())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := dl.WaitReady("ready", readyLimit); err != nil {
+		t.Fatal(err)
 	}
 	peak := e.benignRun([][]string{
 		{e.lab.Node, e.tools.Crawler, "-ports", "443", "-dst", netip.PrefixFrom(lab.Dst4, 32).String(), "-duration", "8s", "-workers", "1000"},

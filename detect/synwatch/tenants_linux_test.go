@@ -130,11 +130,8 @@ func TestLateSynAcksNeverFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(dl.Stdout(), "ready"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("delayline not ready: %s", dl.Output())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := dl.WaitReady("ready", 5*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	cfg := detect.DefaultConfig()
 	w := l.watch(t, Options{Detect: cfg})

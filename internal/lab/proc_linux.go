@@ -67,6 +67,23 @@ func (p *Proc) Output() string { return p.out.String() }
 // Stdout is what the process wrote to its standard output so far.
 func (p *Proc) Stdout() string { return p.stdout.String() }
 
+// WaitReady waits until the process has written word to its standard
+// output (the lab's servers and delay line print "ready" once listening),
+// and fails when it exits first or limit passes.
+func (p *Proc) WaitReady(word string, limit time.Duration) error {
+	deadline := time.After(limit)
+	for !strings.Contains(p.Stdout(), word) {
+		select {
+		case <-p.done:
+			return fmt.Errorf("lab: %s exited before %q: %s", p.Name, word, p.Output())
+		case <-deadline:
+			return fmt.Errorf("lab: %s not %q after %s: %s", p.Name, word, limit, p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // Signal sends sig to the process; a process that has exited is not an error.
 func (p *Proc) Signal(sig syscall.Signal) error {
 	select {
