@@ -1,11 +1,16 @@
 # egressguard — see README.md. Kernel tests and the demo need root.
-# sudo's secure_path drops the Go toolchain's directory; keep it reachable.
-export PATH := $(PATH):/usr/local/go/bin
+# sudo's secure_path drops the Go toolchain's directory, and a user's PATH
+# (which the sudo re-run below keeps, for their Go) has no sbin, where ip,
+# tc, sysctl and nft live: keep both reachable, after what PATH already has.
+export PATH := $(PATH):/usr/local/go/bin:/usr/local/sbin:/usr/sbin:/sbin
 GO      ?= go
 # The release the DaemonSet's image tag names; VERSION is a semver the packages
 # accept: the release, then the commit until there are tags.
 RELEASE := 0.1.0
-VERSION ?= $(RELEASE)-$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+# Re-run through sudo in a user's clone, git would refuse the tree as another
+# user's ("dubious ownership"): trust the one being built.
+GIT     := git -c safe.directory=$(CURDIR)
+VERSION ?= $(RELEASE)-$(shell $(GIT) rev-parse --short HEAD 2>/dev/null || echo dev)
 IMAGE   ?= ghcr.io/egressguard/egressguard
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin/egressguard
@@ -21,6 +26,8 @@ RACE_PKGS := ./agent/... ./alerts/... ./cmd/... ./detect/... ./internal/... ./sh
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/egressguard
+	@# Built as root for a sudo user (make demo, make test): give bin/ back.
+	@if [ "$$(id -u)" = 0 ] && [ -n "$${SUDO_UID:-}" ]; then chown -R "$$SUDO_UID:$$SUDO_GID" $(dir $(BIN)); fi
 
 # `make demo` and `make test` are the README's two commands. They need root
 # (network namespaces, tc): as another user they re-run themselves through
@@ -64,7 +71,7 @@ test-kernel: build
 	$(go-test)
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l $$($(GIT) ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || { echo "lint: staticcheck is not on PATH: make tools installs $(STATICCHECK_VERSION)"; exit 1; }
 	staticcheck ./...
@@ -107,8 +114,8 @@ image-check: image
 # PREVIOUS: the newest tag, else the first landed release (623bdc1, whose
 # throttle is a root HTB the clsact layout must release), else HEAD~1.
 FIRST_RELEASE := 623bdc1
-PREVIOUS ?= $(shell git describe --tags --abbrev=0 2>/dev/null || \
-	{ git cat-file -e $(FIRST_RELEASE)^{commit} 2>/dev/null && echo $(FIRST_RELEASE); } || echo HEAD~1)
+PREVIOUS ?= $(shell $(GIT) describe --tags --abbrev=0 2>/dev/null || \
+	{ $(GIT) cat-file -e $(FIRST_RELEASE)^{commit} 2>/dev/null && echo $(FIRST_RELEASE); } || echo HEAD~1)
 upgrade-test:
 	packaging/upgrade-test.sh $(PREVIOUS)
 
