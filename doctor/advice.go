@@ -77,7 +77,7 @@ func capabilitiesCheck(capEff uint64) Check {
 }
 
 // requiredFeatureCheck reports a feature every mitigation needs (sch_htb,
-// cls_u32, AF_PACKET) from its probe (internal/features): present is ok,
+// cls_bpf, act_mirred, ifb, AF_PACKET) from its probe (internal/features): present is ok,
 // absent fails, an inconclusive probe warns.
 func requiredFeatureCheck(name, use string, err error) Check {
 	c := Check{Name: name}
@@ -99,14 +99,16 @@ func requiredFeatureCheck(name, use string, err error) Check {
 // kconfig names the kernel option behind each probed feature.
 var kconfig = map[string]string{
 	"sch_htb":      "NET_SCH_HTB",
-	"cls_u32":      "NET_CLS_U32",
+	"cls_bpf":      "NET_CLS_BPF",
+	"act_mirred":   "NET_ACT_MIRRED",
+	"ifb":          "IFB",
 	"af_packet":    "PACKET",
 	"sch_sfq":      "NET_SCH_SFQ",
 	"sch_fq_codel": "NET_SCH_FQ_CODEL",
 }
 
 // leafChecks reports the optional leaf qdiscs from the shaper's probe: the
-// plan prefers sfq, then fq_codel, then pfifo.
+// plan prefers sfq, then fq_codel, then bfifo.
 func leafChecks(f shaper.Features, err error) []Check {
 	sfq := Check{Name: "sch_sfq"}
 	fq := Check{Name: "sch_fq_codel"}
@@ -127,7 +129,7 @@ func leafChecks(f shaper.Features, err error) []Check {
 		sfq.Hint = "load it for the designed layout: modprobe sch_sfq (CONFIG_NET_SCH_SFQ)"
 	default:
 		sfq.Status = StatusWarn
-		sfq.Detail = "missing: leaves fall back to fq_codel, else pfifo: per-flow fairness inside the throttled class is lost"
+		sfq.Detail = "missing: leaves fall back to fq_codel, else bfifo: per-flow fairness inside the throttled class is lost"
 		sfq.Hint = "modprobe sch_sfq (CONFIG_NET_SCH_SFQ); one flooding flow can then starve the other throttled flows"
 	}
 	switch {
@@ -137,7 +139,7 @@ func leafChecks(f shaper.Features, err error) []Check {
 		fq.Status, fq.Detail = StatusOK, "missing, not needed: sfq is used"
 	default:
 		fq.Status = StatusWarn
-		fq.Detail = "missing: with sch_sfq missing too, leaves are pfifo"
+		fq.Detail = "missing: with sch_sfq missing too, leaves are bfifo sized to 100 ms at the class rate"
 		fq.Hint = "modprobe sch_fq_codel (CONFIG_NET_SCH_FQ_CODEL)"
 	}
 	return []Check{sfq, fq}

@@ -84,7 +84,7 @@ func TestLeafChecks(t *testing.T) {
 		{"fq_codel only", shaper.Features{FQCodel: true}, nil, StatusWarn, StatusOK,
 			"missing: leaves fall back to fq_codel, which keeps per-flow fairness inside the throttled class"},
 		{"neither (this kernel)", shaper.Features{}, nil, StatusWarn, StatusWarn,
-			"missing: leaves fall back to fq_codel, else pfifo: per-flow fairness inside the throttled class is lost"},
+			"missing: leaves fall back to fq_codel, else bfifo: per-flow fairness inside the throttled class is lost"},
 		{"probe failed", shaper.Features{}, errors.New("operation not permitted"), StatusWarn, StatusWarn,
 			"not probed: operation not permitted"},
 	} {

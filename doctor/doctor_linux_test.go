@@ -14,7 +14,7 @@ import (
 
 // oracle asks iproute2, in a namespace of its own, whether the kernel takes
 // each qdisc and filter the doctor reports on.
-type oracle struct{ htb, u32, sfq, fqCodel bool }
+type oracle struct{ htb, bpf, mirred, ifb, sfq, fqCodel bool }
 
 func askOracle(t *testing.T) oracle {
 	t.Helper()
@@ -25,8 +25,10 @@ func askOracle(t *testing.T) oracle {
 	var o oracle
 	o.htb = tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb") &&
 		tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate", "1mbit")
-	o.u32 = o.htb && tc("filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1",
-		"u32", "match", "ip", "dport", "80", "0xffff", "flowid", "1:1")
+	o.bpf = tc("qdisc", "add", "dev", "lo", "clsact") &&
+		tc("filter", "add", "dev", "lo", "egress", "prio", "1", "protocol", "all", "bpf", "bytecode", "1,6 0 0 4294967295,")
+	o.mirred = tc("actions", "add", "action", "mirred", "egress", "redirect", "dev", "lo")
+	o.ifb = exec.Command("ip", "-n", ns, "link", "add", "egp-ifb", "type", "ifb").Run() == nil
 	o.sfq = o.htb && tc("qdisc", "add", "dev", "lo", "parent", "1:1", "handle", "10:", "sfq", "perturb", "10")
 	if o.sfq {
 		tc("qdisc", "del", "dev", "lo", "parent", "1:1", "handle", "10:")
@@ -68,7 +70,9 @@ func TestRunOnThisKernel(t *testing.T) {
 	expect("capabilities", true, StatusFail)
 	expect("af_packet", true, StatusFail)
 	expect("sch_htb", want.htb, StatusFail)
-	expect("cls_u32", want.u32, StatusFail)
+	expect("cls_bpf", want.bpf, StatusFail)
+	expect("act_mirred", want.mirred, StatusFail)
+	expect("ifb", want.ifb, StatusFail)
 	expect("sch_sfq", want.sfq, StatusWarn)
 	expect("sch_fq_codel", want.fqCodel || want.sfq, StatusWarn)
 	// Watching the loopback is refused: nothing on it leaves the node.

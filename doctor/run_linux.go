@@ -37,7 +37,9 @@ func Run(ctx context.Context, opts Options) Report {
 	add(selfCapabilities())
 	add(requiredFeatureCheck("af_packet", "no traffic capture", features.HaveAFPacket()))
 	add(requiredFeatureCheck("sch_htb", "no throttle can be installed", features.HaveQdisc("htb")))
-	add(requiredFeatureCheck("cls_u32", "no traffic can be steered into the throttled class", features.HaveFilter("u32")))
+	add(requiredFeatureCheck("cls_bpf", "no flood can be classified on the interface's clsact hook (the probe needs sch_ingress's clsact too)", features.HaveFilter("bpf")))
+	add(requiredFeatureCheck("act_mirred", "no flood can be redirected to its shaping device", features.HaveAction("mirred")))
+	add(requiredFeatureCheck("ifb", "no shaping device can be created", features.HaveLink("ifb")))
 
 	if opts.Probe == nil {
 		add(leafChecks(shaper.Features{}, errors.New("no probe given"))...)

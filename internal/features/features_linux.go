@@ -78,6 +78,16 @@ func HaveFilter(kind string) error {
 	return cached("filter/"+kind, func() error { return Prober{}.HaveFilter(kind) })
 }
 
+// HaveAction reports whether the kernel has tc action kind (mirred).
+func HaveAction(kind string) error {
+	return cached("action/"+kind, func() error { return Prober{}.HaveAction(kind) })
+}
+
+// HaveLink reports whether the kernel can create links of kind (ifb).
+func HaveLink(kind string) error {
+	return cached("link/"+kind, func() error { return Prober{}.HaveLink(kind) })
+}
+
 // HaveAFPacket reports whether packet sockets can be opened: it opens one
 // (bound to nothing, so it sees no traffic) and closes it.
 func HaveAFPacket() error {
@@ -171,6 +181,66 @@ func (p Prober) HaveFilter(kind string) error {
 		del.Header.Type, del.Header.Flags = unix.RTM_DELTFILTER, netlink.Request|netlink.Acknowledge
 		del.Data = tcMsg(lo.index, 0, clsactIngress, prio<<16|uint32(htons(unix.ETH_P_ALL)))
 		return execute(c, del)
+	})
+}
+
+// probeActions are the action kinds HaveAction knows to ask for with
+// invalid options: tcf_mirred_init refuses a mirred without its
+// TCA_MIRRED_PARMS ("Mirred requires attributes to be passed", EINVAL), so
+// an action with no TCA_ACT_OPTIONS at all is refused by a kernel that has
+// it, after the kind was looked up (and its module loaded).
+var probeActions = map[string]bool{"mirred": true}
+
+// HaveAction asks the kernel to create a standalone action of kind with
+// no options: EINVAL means the kind exists, ENOENT that it does not; no
+// action is created either way.
+func (p Prober) HaveAction(kind string) error {
+	if !probeActions[kind] {
+		return fmt.Errorf("features: action %s: no probe for this kind", kind)
+	}
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: p.NetNS})
+	if err != nil {
+		return fmt.Errorf("features: dial rtnetlink: %w", err)
+	}
+	defer c.Close()
+	const tcaActTab, tcaActKind = 1, 1 // TCA_ACT_TAB, TCA_ACT_KIND (linux/rtnetlink.h, linux/pkt_cls.h)
+	one := nested(1, attr(tcaActKind, cString(kind)))
+	req := netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_NEWACTION, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
+		Data:   append(make([]byte, 4), nested(tcaActTab, one)...), // struct tcamsg: family and padding
+	}
+	return verdict("action "+kind, execute(c, req), func() error {
+		return errors.New("an action was created; remove it with tc actions flush action " + kind)
+	})
+}
+
+// probeLinks are the link kinds HaveLink knows to ask for with invalid
+// attributes: ifb_validate refuses an IFLA_ADDRESS that is not 6 bytes
+// long (EINVAL) before anything is created; a kind the kernel lacks
+// (rtnl_link_ops not found after request_module) is EOPNOTSUPP.
+var probeLinks = map[string]bool{"ifb": true}
+
+// HaveLink asks the kernel to create an unnamed link of kind with a one-byte
+// hardware address: EINVAL means the kind exists, EOPNOTSUPP that it does
+// not; no link is created either way.
+func (p Prober) HaveLink(kind string) error {
+	if !probeLinks[kind] {
+		return fmt.Errorf("features: link %s: no probe for this kind", kind)
+	}
+	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: p.NetNS})
+	if err != nil {
+		return fmt.Errorf("features: dial rtnetlink: %w", err)
+	}
+	defer c.Close()
+	data := make([]byte, unix.SizeofIfInfomsg)
+	data = append(data, attr(unix.IFLA_ADDRESS, []byte{0x02})...)
+	data = append(data, nested(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, cString(kind)))...)
+	req := netlink.Message{
+		Header: netlink.Header{Type: unix.RTM_NEWLINK, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
+		Data:   data,
+	}
+	return verdict("link "+kind, execute(c, req), func() error {
+		return errors.New("a link was created; find it with ip -d link show type " + kind)
 	})
 }
 
@@ -268,6 +338,9 @@ func attr(typ uint16, data []byte) []byte {
 	copy(b[unix.SizeofRtAttr:], data)
 	return b
 }
+
+// nested encodes an attribute holding the already encoded attributes inner.
+func nested(typ uint16, inner []byte) []byte { return attr(typ|unix.NLA_F_NESTED, inner) }
 
 func cString(s string) []byte { return append([]byte(s), 0) }
 

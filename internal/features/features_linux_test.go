@@ -55,8 +55,20 @@ func (n testNS) must(t *testing.T, args ...string) string {
 func tcHas(t *testing.T, object, kind string) bool {
 	t.Helper()
 	ns := newNS(t)
-	if object == "qdisc" {
+	switch {
+	case object == "qdisc":
 		_, err := ns.run("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", kind)
+		return err == nil
+	case object == "action":
+		_, err := ns.run("tc", "actions", "add", "action", kind, "egress", "redirect", "dev", "lo")
+		return err == nil
+	case object == "link":
+		_, err := ns.run("ip", "link", "add", "egfeat-probe", "type", kind)
+		return err == nil
+	case kind == "bpf":
+		ns.must(t, "tc", "qdisc", "add", "dev", "lo", "clsact")
+		// A one-instruction classic BPF program: accept the whole packet.
+		_, err := ns.run("tc", "filter", "add", "dev", "lo", "ingress", "prio", "1", "protocol", "all", "bpf", "bytecode", "1,6 0 0 4294967295,")
 		return err == nil
 	}
 	ns.must(t, "tc", "qdisc", "add", "dev", "lo", "clsact")
@@ -66,8 +78,8 @@ func tcHas(t *testing.T, object, kind string) bool {
 
 // loopbackState is what the probes must leave untouched.
 func loopbackState(t *testing.T, ns testNS) string {
-	return ns.must(t, "ip", "-d", "link", "show", "lo") + ns.must(t, "tc", "qdisc", "show", "dev", "lo") +
-		ns.must(t, "tc", "filter", "show", "dev", "lo", "ingress")
+	return ns.must(t, "ip", "-d", "link", "show") + ns.must(t, "tc", "qdisc", "show", "dev", "lo") +
+		ns.must(t, "tc", "filter", "show", "dev", "lo", "ingress") + ns.must(t, "tc", "actions", "list", "action", "mirred")
 }
 
 func TestProbesAgreeWithTCAndLeaveNoTrace(t *testing.T) {
@@ -83,6 +95,9 @@ func TestProbesAgreeWithTCAndLeaveNoTrace(t *testing.T) {
 		{"qdisc", "sfq", p.HaveQdisc},
 		{"qdisc", "fq_codel", p.HaveQdisc},
 		{"filter", "u32", p.HaveFilter},
+		{"filter", "bpf", p.HaveFilter},
+		{"action", "mirred", p.HaveAction},
+		{"link", "ifb", p.HaveLink},
 	} {
 		err := tt.probe(tt.kind)
 		want := tcHas(t, tt.object, tt.kind)
@@ -138,5 +153,27 @@ func TestHaveAFPacket(t *testing.T) {
 	}
 	if err := HaveAFPacket(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The action and link probes tell absence too: act_police is missing from
+// some kernels (this lab's among them), and no kernel has a link kind named
+// "egfeat-none". Kinds outside the probe lists are let in for the test only.
+func TestActionAndLinkProbesSayAbsent(t *testing.T) {
+	ns := newNS(t)
+	p := Prober{NetNS: ns.fd}
+	probeActions["police"], probeLinks["egfeat-none"] = true, true
+	t.Cleanup(func() { delete(probeActions, "police"); delete(probeLinks, "egfeat-none") })
+	if err := p.HaveLink("egfeat-none"); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("HaveLink(egfeat-none) = %v, want not supported", err)
+	}
+	_, tcErr := ns.run("tc", "actions", "add", "action", "police", "rate", "1mbit", "burst", "10k")
+	err := p.HaveAction("police")
+	t.Logf("action police: probe %v, tc: %v", err, tcErr)
+	switch {
+	case tcErr == nil && err != nil:
+		t.Errorf("HaveAction(police) = %v, tc installs it", err)
+	case tcErr != nil && !errors.Is(err, ErrNotSupported):
+		t.Errorf("HaveAction(police) = %v, tc cannot install it", err)
 	}
 }
