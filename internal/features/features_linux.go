@@ -198,20 +198,11 @@ func (p Prober) HaveAction(kind string) error {
 	if !probeActions[kind] {
 		return fmt.Errorf("features: action %s: no probe for this kind", kind)
 	}
-	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: p.NetNS})
-	if err != nil {
-		return fmt.Errorf("features: dial rtnetlink: %w", err)
-	}
-	defer c.Close()
 	const tcaActTab, tcaActKind = 1, 1 // TCA_ACT_TAB, TCA_ACT_KIND (linux/rtnetlink.h, linux/pkt_cls.h)
 	one := nested(1, attr(tcaActKind, cString(kind)))
-	req := netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_NEWACTION, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
-		Data:   append(make([]byte, 4), nested(tcaActTab, one)...), // struct tcamsg: family and padding
-	}
-	return verdict("action "+kind, execute(c, req), func() error {
-		return errors.New("an action was created; remove it with tc actions flush action " + kind)
-	})
+	tcamsg := make([]byte, 4) // struct tcamsg: family and padding
+	return p.create("action "+kind, unix.RTM_NEWACTION, append(tcamsg, nested(tcaActTab, one)...),
+		"remove it with tc actions flush action "+kind)
 }
 
 // probeLinks are the link kinds HaveLink knows to ask for with invalid
@@ -227,20 +218,27 @@ func (p Prober) HaveLink(kind string) error {
 	if !probeLinks[kind] {
 		return fmt.Errorf("features: link %s: no probe for this kind", kind)
 	}
+	data := make([]byte, unix.SizeofIfInfomsg)
+	data = append(data, attr(unix.IFLA_ADDRESS, []byte{0x02})...)
+	data = append(data, nested(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, cString(kind)))...)
+	return p.create("link "+kind, unix.RTM_NEWLINK, data, "find it with ip -d link show type "+kind)
+}
+
+// create sends one invalid creation request of type typ with payload data
+// in the prober's namespace and judges the answer (verdict); cleanup says
+// how to remove what a kernel that accepted it created.
+func (p Prober) create(what string, typ netlink.HeaderType, data []byte, cleanup string) error {
 	c, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{NetNS: p.NetNS})
 	if err != nil {
 		return fmt.Errorf("features: dial rtnetlink: %w", err)
 	}
 	defer c.Close()
-	data := make([]byte, unix.SizeofIfInfomsg)
-	data = append(data, attr(unix.IFLA_ADDRESS, []byte{0x02})...)
-	data = append(data, nested(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, cString(kind)))...)
 	req := netlink.Message{
-		Header: netlink.Header{Type: unix.RTM_NEWLINK, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
+		Header: netlink.Header{Type: typ, Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl},
 		Data:   data,
 	}
-	return verdict("link "+kind, execute(c, req), func() error {
-		return errors.New("a link was created; find it with ip -d link show type " + kind)
+	return verdict(what, execute(c, req), func() error {
+		return fmt.Errorf("it was created; %s", cleanup)
 	})
 }
 
