@@ -49,6 +49,7 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{"unknown flag", []string{"throttle", "--interface", "lo", "--burst", "10k"}, `unknown flag: --burst`},
 		{"unthrottle needs one", []string{"unthrottle"}, `give either --interface IF or --all`},
 		{"unthrottle both", []string{"unthrottle", "--interface", "lo", "--all"}, `give either --interface IF or --all`},
+		{"plan on the loopback", []string{"plan", "--interface", "lo"}, `--interface "lo": a loopback device`},
 		{"plan bad rate", []string{"plan", "--interface", "eth0", "--rate", "1000"}, `--rate "1000"`},
 		{"stray argument", []string{"status", "now"}, `unexpected argument "now"`},
 		{"unknown command", []string{"thrtotle"}, `unknown command`},

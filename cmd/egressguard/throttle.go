@@ -257,6 +257,19 @@ func newPlanCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Refused as throttle refuses it when the interface is this
+			// node's and carries nothing that leaves it (a loopback, a
+			// dummy); one this node does not have may be another node's.
+			flag := "--interface"
+			if spec.Scope == shaper.ScopePort {
+				flag = "--port"
+			}
+			switch why, err := netif.LocalOnly(spec.Interface); {
+			case err != nil:
+				fmt.Fprintf(g.stdout, "# %s is not an interface of this node: planned as given\n", spec.Interface)
+			case why != "":
+				return badInput("%s %q: %s", flag, spec.Interface, why)
+			}
 			feats, err := shaper.Probe(cmd.Context())
 			if err != nil {
 				feats = shaper.Features{SFQ: true}
