@@ -202,7 +202,7 @@ func TestCLIPortScopeThroughAgent(t *testing.T) {
 	if err != nil || !strings.Contains(filters, "mirred") || !strings.Contains(filters, shaper.ShapingDevice(vm.Port)) {
 		t.Errorf("tc filter show dev %s ingress: %v\n%s", vm.Port, err, filters)
 	}
-	e.cli(0, "unthrottle", "--interface", vm.Port)
+	e.cli(0, "unthrottle", "--port", vm.Port)
 	if _, err := e.lab.Exec(e.ctx, e.lab.Node, "ip", "link", "show", shaper.ShapingDevice(vm.Port)); err == nil {
 		t.Errorf("%s still there after unthrottle", shaper.ShapingDevice(vm.Port))
 	}

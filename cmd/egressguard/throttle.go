@@ -194,19 +194,30 @@ func newThrottleCommand(g *globals) *cobra.Command {
 }
 
 func newUnthrottleCommand(g *globals) *cobra.Command {
-	var iface string
+	var iface, port string
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "unthrottle --interface IF | --all",
-		Short: "Remove egressguard's throttle (classifier and shaping device) from an interface",
+		Use:   "unthrottle --interface IF | --port VMPORT | --all",
+		Short: "Remove egressguard's throttle (classifier and shaping device) from an interface or a VM port",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (iface == "") == !all {
-				return badInput("give either --interface IF or --all")
+			given := 0
+			for _, set := range []bool{iface != "", port != "", all} {
+				if set {
+					given++
+				}
+			}
+			if given != 1 {
+				return badInput("give one of --interface IF, --port VMPORT or --all")
+			}
+			flag := "--interface"
+			if port != "" {
+				// A port-scoped throttle lives on the VM port itself.
+				flag, iface = "--port", port
 			}
 			if iface != "" {
 				if err := netif.ValidName(iface); err != nil {
-					return badInput("--interface %w", err)
+					return badInput("%s %w", flag, err)
 				}
 			}
 			cfg, err := g.loadConfig()
@@ -242,6 +253,7 @@ func newUnthrottleCommand(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&iface, "interface", "", "interface to release")
+	cmd.Flags().StringVar(&port, "port", "", "VM bridge port whose throttle (throttle --port) to release")
 	cmd.Flags().BoolVar(&all, "all", false, "release every interface egressguard throttles")
 	return cmd
 }
