@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -95,6 +96,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "egressguard:", err)
+	if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+		// The agent's socket and state directory are root's, and tc needs
+		// CAP_NET_ADMIN: say so rather than leave a bare EACCES.
+		fmt.Fprintln(stderr, "egressguard: this needs root (the agent's socket, its state and tc are root's): run it with sudo")
+	}
 	var in inputError
 	if errors.As(err, &in) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitInput
