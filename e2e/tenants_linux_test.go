@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egressguard/egressguard/agent/control"
 	"github.com/egressguard/egressguard/detect"
 	"github.com/egressguard/egressguard/internal/lab"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // firstFlood returns the first sample (after since) in which key is a
@@ -269,4 +271,58 @@ func TestLateSynAckClient(t *testing.T) {
 	if peak < 2000 {
 		t.Errorf("peak syn_out %.0f/s: below syn_rate_min, the test proves nothing", peak)
 	}
+}
+
+// TestTwoSpoofingVMsEachThrottled: two VMs flood with spoofed sources, the
+// second starting while the first is already throttled. Each is throttled
+// on its own bridge port (tc -s as the oracle: both throttled classes
+// drop), the uplink gets no throttle, and the first is released after its
+// own flood ends while the second's flood goes on.
+func TestTwoSpoofingVMsEachThrottled(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	vm1, vm2 := e.lab.VMs[0], e.lab.VMs[1]
+	e.arp(vm1)
+	e.arp(vm2)
+	e.startAgent()
+	f1 := e.flood(vm1.NS, 8*time.Second, "-ports", "443", "-rate", "10000", "-spoof", "10.77.0.0/16")
+	m1 := e.waitMitigation(vm1.Port, 10*time.Second)
+	f2 := e.flood(vm2.NS, 25*time.Second, "-ports", "80", "-rate", "10000", "-spoof", "10.78.0.0/16")
+	m2 := e.waitMitigation(vm2.Port, 10*time.Second)
+	for _, m := range []control.MitigationStatus{m1, m2} {
+		if m.Scope != shaper.ScopePort || len(m.Sources) != 0 {
+			t.Errorf("mitigation on %s: scope %s sources %v, want scope port", m.Interface, m.Scope, m.Sources)
+		}
+	}
+	time.Sleep(time.Second)
+	for _, port := range []string{vm1.Port, vm2.Port} {
+		if c := e.throttledClass(port); c.Drops == 0 {
+			t.Errorf("%s: throttled class %+v dropped nothing", shaper.ShapingDevice(port), c)
+		}
+	}
+	if err := f1.Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// exit_after is 10 intervals of 1 s in the lab.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var ifaces []string
+		for _, m := range e.status().Mitigations {
+			ifaces = append(ifaces, m.Interface)
+		}
+		if slices.Contains(ifaces, lab.Uplink) {
+			t.Fatalf("mitigations on %v: the uplink was throttled", ifaces)
+		}
+		if !slices.Contains(ifaces, vm1.Port) {
+			if !slices.Contains(ifaces, vm2.Port) {
+				t.Fatalf("mitigations on %v: %s released while its VM still floods", ifaces, vm2.Port)
+			}
+			t.Logf("%s released, %s held: %v", vm1.Port, vm2.Port, ifaces)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still throttled 20 s after its flood ended: %v", vm1.Port, ifaces)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	f2.Kill()
 }

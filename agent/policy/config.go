@@ -21,10 +21,11 @@ const (
 )
 
 // ScopeAuto is a throttle.scope choice, never the scope of a mitigation: the
-// policy resolves it to shaper.ScopePort when the detector's signature names
-// one VM bridge port (a spoofing VM is throttled by its port alone), else to
-// shaper.ScopeSource when it names at most Config.MaxSources sources, else to
-// shaper.ScopeNode.
+// policy resolves it to shaper.ScopePort on each VM bridge port the
+// detector's signature names, one mitigation per port (a spoofing VM is
+// throttled by its port alone; see Engine.Step); with no port named, to
+// shaper.ScopeSource when it names at most Config.MaxSources sources, else
+// to shaper.ScopeNode.
 const ScopeAuto shaper.Scope = "auto"
 
 // Config holds the limits the policy enforces. Field comments name the

@@ -1,10 +1,12 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/egressguard/egressguard/detect"
@@ -21,7 +23,7 @@ type Engine struct {
 	cfg      Config
 	ports    []shaper.PortRange     // Config.Ports
 	mits     map[string]*mitigation // by interface
-	episodes map[string]*episode    // by interface
+	episodes map[string]*episode    // by watched interface, or portEpisode(VM port)
 	actions  []time.Time            // throttles and updates inside the budget window
 }
 
@@ -33,6 +35,7 @@ type episode struct {
 	// interface, or the VM bridge port of a scope port claim. It is set by
 	// the first claim of the episode and kept until the episode ends.
 	target  string
+	port    bool    // a VM port's episode (portEpisode), target set from its start
 	clean   int     // consecutive clean intervals
 	refused Refusal // the last refusal reported in this episode
 	// suppressed is set when an operator released the detector's
@@ -104,9 +107,12 @@ func (e *Engine) Adopt(ms []Mitigation) error {
 				rate:      m.RateBps,
 				expires:   m.Expires,
 			})
-			// A port's claim came from its uplink's episode, which the
-			// next flood interval resumes; without one it runs to its TTL.
-			if owner == OwnerDetector && m.Scope != shaper.ScopePort {
+			// The detector's claim resumes its episode: the port's for a
+			// scope port claim, else the interface's.
+			switch {
+			case owner == OwnerDetector && m.Scope == shaper.ScopePort:
+				e.episode(portEpisode(m.Interface))
+			case owner == OwnerDetector:
 				e.episode(m.Interface)
 			}
 		}
@@ -159,26 +165,78 @@ func adoptedReason(owner string, r Reason) Reason {
 // (see Expire); if the flood still goes on, the next flood observation,
 // possibly in the same Step, throttles afresh — a new mitigation with the
 // current sources, counted against the budget and refused if it is spent.
+//
+// With throttle.scope auto, a flood whose signature names VM bridge ports
+// is judged per port: each named port runs an episode of its own (keyed
+// portEpisode(port)) whose claim is scope port on that port, so a second VM
+// that starts flooding while the first is throttled gets its own throttle,
+// and each is released exit_after intervals after its own flood ends. The
+// interface's own episode then counts the interval as clean. A port episode
+// that no observation of the Step names counts a clean interval.
 func (e *Engine) Step(now time.Time, obs []Observation) []Decision {
 	ds := e.Expire(now)
+	named := map[string]bool{}
 	for _, o := range obs {
-		ds = append(ds, e.observe(now, o)...)
+		for _, so := range e.split(o) {
+			if so.episode != "" {
+				named[so.episode] = true
+			}
+			ds = append(ds, e.observe(now, so)...)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(e.episodes)) {
+		if ep := e.episodes[key]; ep.port && !named[key] {
+			ds = append(ds, e.observe(now, Observation{Interface: ep.target, State: detect.StateClean, episode: key})...)
+		}
 	}
 	return ds
 }
 
-func (e *Engine) episode(iface string) *episode {
-	ep := e.episodes[iface]
+// portEpisode is the episode key of VM bridge port port.
+func portEpisode(port string) string { return "port " + port }
+
+// split turns one interface's observation into the observations its
+// episodes take: itself, or, when throttle.scope is auto and the flood's
+// signature names VM ports, one flood observation per port (the
+// signature's protocols and destination ports, that port alone) and a clean
+// one for the interface.
+func (e *Engine) split(o Observation) []Observation {
+	if e.cfg.Scope != ScopeAuto || o.State != detect.StateFlood || o.Signature == nil || len(o.Signature.Ports) == 0 {
+		return []Observation{o}
+	}
+	out := []Observation{{Interface: o.Interface, State: detect.StateClean}}
+	for _, p := range o.Signature.Ports {
+		sig := *o.Signature
+		sig.Ports, sig.Sources, sig.VMs = []string{p}, nil, nil
+		for _, vm := range o.Signature.VMs {
+			if vm.Port == p {
+				sig.VMs = append(sig.VMs, vm)
+			}
+		}
+		out = append(out, Observation{Interface: o.Interface, State: detect.StateFlood, Signature: &sig, episode: portEpisode(p)})
+	}
+	return out
+}
+
+// episode returns the episode of key, started if there is none: the
+// interface key for a watched interface's, portEpisode(port) for a VM
+// port's, which targets the port from its start.
+func (e *Engine) episode(key string) *episode {
+	ep := e.episodes[key]
 	if ep == nil {
 		ep = &episode{}
-		e.episodes[iface] = ep
+		if port, ok := strings.CutPrefix(key, portEpisode("")); ok {
+			ep.target, ep.port = port, true
+		}
+		e.episodes[key] = ep
 	}
 	return ep
 }
 
 func (e *Engine) observe(now time.Time, o Observation) []Decision {
+	key := cmp.Or(o.episode, o.Interface)
 	if o.State != detect.StateFlood {
-		ep := e.episodes[o.Interface]
+		ep := e.episodes[key]
 		if ep == nil {
 			return nil
 		}
@@ -186,10 +244,10 @@ func (e *Engine) observe(now time.Time, o Observation) []Decision {
 		if ep.clean < e.cfg.ExitAfter {
 			return nil
 		}
-		delete(e.episodes, o.Interface)
+		delete(e.episodes, key)
 		return e.drop(ep.targetOr(o.Interface), func(c claim) bool { return c.owner == OwnerDetector }, OwnerDetector, CauseExitAfter)
 	}
-	ep := e.episode(o.Interface)
+	ep := e.episode(key)
 	ep.clean = 0
 	if ep.suppressed {
 		return nil

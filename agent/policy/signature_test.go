@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/egressguard/egressguard/detect"
+	"github.com/egressguard/egressguard/shaper"
 )
 
 // sigFlood is a flood observation of iface carrying signature sig.
@@ -72,12 +74,6 @@ func TestSignatureBecomesTheThrottle(t *testing.T) {
 		{"one VM port, sources named: the port still wins (it holds whatever the VM sends)",
 			sigFlood("eth0", detect.Signature{Protocols: []string{"udp"}, Ports: []string{"vnet3"}, Sources: []netip.Addr{netip.MustParseAddr(srcA)}}, srcA),
 			[]string{"vnet3 port sources=[] protocols=[udp] ports=[] owners=detector"}},
-		{"two VM ports, two sources: source",
-			sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Ports: []string{"vnet3", "vnet4"}}, srcA, srcB),
-			[]string{"eth0 source sources=[198.51.100.1/32 198.51.100.2/32] protocols=[tcp] ports=[80] owners=detector"}},
-		{"two VM ports, more sources than max_sources: node",
-			sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Ports: []string{"vnet3", "vnet4"}}, srcA, srcB, srcC),
-			[]string{"eth0 node sources=[] protocols=[tcp] ports=[80] owners=detector"}},
 		{"no signature: throttle.protocols and throttle.ports",
 			flood("eth0", srcA),
 			[]string{"eth0 source sources=[198.51.100.1/32] protocols=[tcp udp] ports=[80 443] owners=detector"}},
@@ -126,13 +122,15 @@ func TestPortScopeEpisode(t *testing.T) {
 	for i := range 3 {
 		record(time.Duration(i)*time.Second, e.Step(t0.Add(time.Duration(i)*time.Second), []Observation{sigFlood("eth0", sig)}))
 	}
-	// A later interval names the flood's sources too: the claim stays on the port.
+	// A later interval names sources but no port: a flood the ports do not
+	// explain (the node's own) is the uplink's episode, throttled there by
+	// source, while the port's episode counts a clean interval.
 	record(3*time.Second, e.Step(t0.Add(3*time.Second), []Observation{sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{443}}, srcA)}))
 	for i := range 5 {
 		at := time.Duration(4+i) * time.Second
 		record(at, e.Step(t0.Add(at), []Observation{clean("eth0")}))
 	}
-	want := []string{"0s throttle vnet3 port", "8s release vnet3 exit_after"}
+	want := []string{"0s throttle vnet3 port", "3s throttle eth0 source 198.51.100.1/32", "7s release vnet3 exit_after", "8s release eth0 exit_after"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -145,6 +143,51 @@ func TestPortScopeEpisode(t *testing.T) {
 	}
 	if ds := e.Step(t0.Add(2*time.Second), []Observation{sigFlood("eth0", sig)}); len(ds) != 0 {
 		t.Errorf("after the operator's release the detector acted again: %+v", ds)
+	}
+}
+
+// TestEachFloodingPortItsOwnThrottle: VMs flooding at once, or one after
+// the other, are each throttled on their own port, whatever their sources
+// (spoofed or many), and each claim is released exit_after intervals after
+// its own port stops flooding; no uplink throttle slows the other tenants.
+func TestEachFloodingPortItsOwnThrottle(t *testing.T) {
+	two := detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Spoofed: true, Ports: []string{"vnet3", "vnet4"},
+		VMs: []detect.VM{{Port: "vnet3", Name: "a"}, {Port: "vnet4", Name: "b"}}}
+	one := detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Spoofed: true, Ports: []string{"vnet3"}}
+	e := newEngine(t, nil)
+	var got []string
+	step := func(at time.Duration, obs ...Observation) { got = append(got, lines(at, e.Step(t0.Add(at), obs))...) }
+	step(0, sigFlood("eth0", one, srcA, srcB, srcC))
+	step(time.Second, sigFlood("eth0", two, srcA, srcB, srcC)) // vnet4 joins while vnet3 is throttled
+	if want := []string{
+		"vnet3 port sources=[] protocols=[tcp] ports=[80] owners=detector",
+		"vnet4 port sources=[] protocols=[tcp] ports=[80] owners=detector",
+	}; !slices.Equal(mitLines(e), want) {
+		t.Fatalf("mitigations\n\t%s\nwant\n\t%s", strings.Join(mitLines(e), "\n\t"), strings.Join(want, "\n\t"))
+	}
+	// vnet3 stops; vnet4 goes on, then stops too.
+	for i := range 3 {
+		step(time.Duration(2+i)*time.Second, sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Ports: []string{"vnet4"}}))
+	}
+	for i := range 5 {
+		step(time.Duration(5+i)*time.Second, clean("eth0"))
+	}
+	want := []string{"0s throttle vnet3 port", "1s throttle vnet4 port", "6s release vnet3 exit_after", "9s release vnet4 exit_after"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if len(e.episodes) != 0 {
+		t.Errorf("episodes left: %v", slices.Collect(maps.Keys(e.episodes)))
+	}
+}
+
+// TestPortsSplitOnlyForScopeAuto: with throttle.scope source or node the
+// operator chose the uplink: two flooding ports are one uplink throttle.
+func TestPortsSplitOnlyForScopeAuto(t *testing.T) {
+	e := newEngine(t, func(c *Config) { c.Scope = shaper.ScopeSource })
+	e.Step(t0, []Observation{sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Ports: []string{"vnet3", "vnet4"}}, srcA, srcB)})
+	if want := []string{"eth0 source sources=[198.51.100.1/32 198.51.100.2/32] protocols=[tcp] ports=[80] owners=detector"}; !slices.Equal(mitLines(e), want) {
+		t.Errorf("mitigations %q, want %q", mitLines(e), want)
 	}
 }
 

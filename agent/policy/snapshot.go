@@ -42,11 +42,13 @@ func (e *Engine) RestoreInterface(s Snapshot, iface string) {
 	} else {
 		delete(e.mits, iface)
 	}
-	if ep := s.episodes[iface]; ep != nil {
-		cp := *ep
-		e.episodes[iface] = &cp
-	} else {
-		delete(e.episodes, iface)
+	for _, key := range []string{iface, portEpisode(iface)} {
+		if ep := s.episodes[key]; ep != nil {
+			cp := *ep
+			e.episodes[key] = &cp
+		} else {
+			delete(e.episodes, key)
+		}
 	}
 	if len(e.actions) > len(s.actions) {
 		e.actions = e.actions[:len(e.actions)-1]

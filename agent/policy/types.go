@@ -24,6 +24,9 @@ type Observation struct {
 	Signature *detect.Signature
 	// Sources are the top offending source addresses, most first.
 	Sources []netip.Addr
+	// episode is the key of the episode the observation feeds when the
+	// Engine splits it per VM port (Engine.split); "" is Interface's.
+	episode string
 }
 
 // Reason says who asked for a mitigation.
