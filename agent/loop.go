@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -95,7 +96,11 @@ func (a *Agent) Tick(ctx context.Context) {
 			a.last[name] = view
 			a.log.Info("flood attributed", "interface", name, "sources", at.Sources, "processes", at.Processes, "evidence", dir)
 		}
-		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v), Signature: v.Signature})
+		var own []netip.Addr
+		if v.State == detect.StateFlood {
+			own = unported(v, localAddrs())
+		}
+		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v), Unported: own, Signature: v.Signature})
 	}
 	a.retryReapply(ctx)
 	before := a.engine.Snapshot()
@@ -167,6 +172,44 @@ func offenders(v detect.Verdict) []netip.Addr {
 		return s.Sources
 	}
 	return topAddrs(v.Evidence.TopSources)
+}
+
+// unported is the flooding source keys of v that are addresses of this
+// node (local), seen behind no VM bridge port, neither by their own
+// signature nor among a flooding port's sources: the node's own flood
+// sources. A VM's address the inventory cannot place is not the node's.
+func unported(v detect.Verdict, local map[netip.Addr]bool) []netip.Addr {
+	behind := map[netip.Addr]bool{}
+	for _, k := range v.Keys {
+		if k.State == detect.StateFlood && k.Port != "" {
+			for _, a := range k.Signature.Sources {
+				behind[a] = true
+			}
+		}
+	}
+	var out []netip.Addr
+	for _, k := range v.Keys {
+		if k.State == detect.StateFlood && local[k.Source] && len(k.Signature.Ports) == 0 && !behind[k.Source] {
+			out = append(out, k.Source)
+		}
+	}
+	return out
+}
+
+// localAddrs is the set of addresses of this node's interfaces (in the
+// agent's network namespace), or nil when they cannot be read.
+func localAddrs() map[netip.Addr]bool {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	out := make(map[netip.Addr]bool, len(as))
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out[p.Addr().Unmap()] = true
+		}
+	}
+	return out
 }
 
 func topAddrs(ts []detect.SourceCount) []netip.Addr {

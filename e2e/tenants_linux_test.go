@@ -326,3 +326,27 @@ func TestTwoSpoofingVMsEachThrottled(t *testing.T) {
 	}
 	f2.Kill()
 }
+
+// TestNodeAndVMFloodTogether: the node floods from its own address while a
+// VM floods with spoofed sources: the VM is throttled on its port and the
+// node's address on the uplink, by source (the other tenants' traffic
+// through the uplink is not matched).
+func TestNodeAndVMFloodTogether(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	vm := e.lab.VMs[0]
+	e.arp(vm)
+	e.startAgent()
+	fv := e.flood(vm.NS, 15*time.Second, "-ports", "443", "-rate", "10000", "-spoof", "10.77.0.0/16")
+	fn := e.flood(e.lab.Node, 15*time.Second, "-ports", "80", "-rate", "20000")
+	mv := e.waitMitigation(vm.Port, 10*time.Second)
+	mn := e.waitMitigation(lab.Uplink, 10*time.Second)
+	t.Logf("VM: %s %s %v; node: %s %s %v", mv.Interface, mv.Scope, mv.Ports, mn.Interface, mn.Scope, mn.Sources)
+	if mv.Scope != shaper.ScopePort {
+		t.Errorf("%s: scope %s, want port", vm.Port, mv.Scope)
+	}
+	if mn.Scope != shaper.ScopeSource || len(mn.Sources) != 1 || mn.Sources[0].Addr() != lab.NodeAddr4 {
+		t.Errorf("%s: scope %s sources %v, want source %s", lab.Uplink, mn.Scope, mn.Sources, lab.NodeAddr4)
+	}
+	fv.Kill()
+	fn.Kill()
+}

@@ -198,13 +198,19 @@ func portEpisode(port string) string { return "port " + port }
 // split turns one interface's observation into the observations its
 // episodes take: itself, or, when throttle.scope is auto and the flood's
 // signature names VM ports, one flood observation per port (the
-// signature's protocols and destination ports, that port alone) and a clean
-// one for the interface.
+// signature's protocols and destination ports, that port alone) and one
+// for the interface: a flood of the Unported sources when there are any
+// (the node floods too), else clean.
 func (e *Engine) split(o Observation) []Observation {
 	if e.cfg.Scope != ScopeAuto || o.State != detect.StateFlood || o.Signature == nil || len(o.Signature.Ports) == 0 {
 		return []Observation{o}
 	}
 	out := []Observation{{Interface: o.Interface, State: detect.StateClean}}
+	if len(o.Unported) > 0 {
+		sig := *o.Signature
+		sig.Ports, sig.VMs, sig.Sources = nil, nil, o.Unported
+		out[0] = Observation{Interface: o.Interface, State: detect.StateFlood, Signature: &sig, Sources: o.Unported}
+	}
 	for _, p := range o.Signature.Ports {
 		sig := *o.Signature
 		sig.Ports, sig.Sources, sig.VMs = []string{p}, nil, nil

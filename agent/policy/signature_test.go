@@ -181,6 +181,24 @@ func TestEachFloodingPortItsOwnThrottle(t *testing.T) {
 	}
 }
 
+// TestNodeAndVMFloodTogether: the node's own sources flooding beside a VM's
+// port are the uplink's part: throttled there by source while the VM is
+// throttled on its port.
+func TestNodeAndVMFloodTogether(t *testing.T) {
+	e := newEngine(t, nil)
+	o := sigFlood("eth0", detect.Signature{Protocols: []string{"tcp"}, DstPorts: []uint16{80}, Ports: []string{"vnet3"},
+		Sources: []netip.Addr{netip.MustParseAddr(srcA), netip.MustParseAddr(srcB)}}, srcA, srcB)
+	o.Unported = []netip.Addr{netip.MustParseAddr(srcB)}
+	e.Step(t0, []Observation{o})
+	want := []string{
+		"eth0 source sources=[198.51.100.2/32] protocols=[tcp] ports=[80] owners=detector",
+		"vnet3 port sources=[] protocols=[tcp] ports=[80] owners=detector",
+	}
+	if !slices.Equal(mitLines(e), want) {
+		t.Errorf("mitigations\n\t%s\nwant\n\t%s", strings.Join(mitLines(e), "\n\t"), strings.Join(want, "\n\t"))
+	}
+}
+
 // TestPortsSplitOnlyForScopeAuto: with throttle.scope source or node the
 // operator chose the uplink: two flooding ports are one uplink throttle.
 func TestPortsSplitOnlyForScopeAuto(t *testing.T) {

@@ -24,6 +24,10 @@ type Observation struct {
 	Signature *detect.Signature
 	// Sources are the top offending source addresses, most first.
 	Sources []netip.Addr
+	// Unported are the flooding sources seen behind no VM bridge port (the
+	// node's own); when the signature names VM ports too, they are the
+	// uplink's part of the flood (Engine.split).
+	Unported []netip.Addr
 	// episode is the key of the episode the observation feeds when the
 	// Engine splits it per VM port (Engine.split); "" is Interface's.
 	episode string
