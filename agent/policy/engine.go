@@ -171,7 +171,8 @@ func adoptedReason(owner string, r Reason) Reason {
 // portEpisode(port)) whose claim is scope port on that port, so a second VM
 // that starts flooding while the first is throttled gets its own throttle,
 // and each is released exit_after intervals after its own flood ends. The
-// interface's own episode then counts the interval as clean. A port episode
+// interface's own episode then takes the observation's Unported sources
+// (the node flooding too) or counts the interval as clean. A port episode
 // that no observation of the Step names counts a clean interval.
 func (e *Engine) Step(now time.Time, obs []Observation) []Decision {
 	ds := e.Expire(now)
