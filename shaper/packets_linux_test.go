@@ -23,10 +23,18 @@ func buildTool(t testing.TB, name string) string {
 
 var reSent = regexp.MustCompile(`Sent (\d+) bytes (\d+) pkt \(dropped (\d+)`)
 
-// throttledStats reads the throttled class's counters with tc, the oracle.
+// throttledStats reads the throttled class's counters of labDev with tc,
+// the oracle.
 func (l lab) throttledStats(t testing.TB) (bytes, pkts, drops uint64) {
 	t.Helper()
-	out := nsRun(t, l.node, "tc", "-s", "class", "show", "dev", ShapingDevice(labDev), "classid", ThrottledClass.String())
+	return l.throttledStatsOf(t, labDev)
+}
+
+// throttledStatsOf reads the throttled class's counters on dev's shaping
+// device with tc.
+func (l lab) throttledStatsOf(t testing.TB, dev string) (bytes, pkts, drops uint64) {
+	t.Helper()
+	out := nsRun(t, l.node, "tc", "-s", "class", "show", "dev", ShapingDevice(dev), "classid", ThrottledClass.String())
 	m := reSent.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no counters in:\n%s", out)

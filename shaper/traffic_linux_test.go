@@ -303,14 +303,7 @@ func TestPortScopeThrottlesOneSpoofingVM(t *testing.T) {
 		t.Fatalf("no classifier on %s ingress:\n%s", vm1.Port, f)
 	}
 	stats := func() (bytes, seen uint64) {
-		out := nsRun(t, l.node, "tc", "-s", "class", "show", "dev", ShapingDevice(vm1.Port), "classid", ThrottledClass.String())
-		m := reSent.FindStringSubmatch(out)
-		if m == nil {
-			t.Fatalf("no counters:\n%s", out)
-		}
-		by, _ := strconv.ParseUint(m[1], 10, 64)
-		p, _ := strconv.ParseUint(m[2], 10, 64)
-		d, _ := strconv.ParseUint(m[3], 10, 64)
+		by, p, d := l.throttledStatsOf(t, vm1.Port)
 		return by, p + d
 	}
 	b0, s0 := stats()
