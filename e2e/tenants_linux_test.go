@@ -47,7 +47,7 @@ func floods(samples []sample) map[string]bool {
 // learns the address the VM's port owns.
 func (e *env) arp(vm lab.VM) {
 	e.t.Helper()
-	if _, err := e.lab.Exec(e.ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+lab.BridgeAddr4.String()+"/9"); err != nil {
+	if err := e.lab.Greet(e.ctx, vm); err != nil {
 		e.t.Fatal(err)
 	}
 }

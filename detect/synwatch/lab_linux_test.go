@@ -41,6 +41,12 @@ func newLab(t testing.TB) *lab {
 	if err := l.InstallTruth(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return wrapLab(t, l)
+}
+
+// wrapLab gives the tests' view of l: its node namespace open for the
+// watcher, closed at the test's end.
+func wrapLab(t testing.TB, l *eglab.Lab) *lab {
 	fd, err := os.Open("/run/netns/" + l.Node)
 	if err != nil {
 		t.Fatal(err)

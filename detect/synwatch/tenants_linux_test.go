@@ -28,7 +28,7 @@ func TestBridgePortsKeyed(t *testing.T) {
 	for _, vm := range l.VMs {
 		// A VM that talks through the node leaves a neighbour entry: the
 		// address its port owns.
-		if _, err := l.Exec(ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+eglab.BridgeAddr4.String()+"/9"); err != nil {
+		if err := l.Greet(ctx, vm); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,12 +38,7 @@ func TestBridgePortsKeyed(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tenant-b.xml"), []byte(xml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := os.Open("/run/netns/" + l.Node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	ll := &lab{Lab: l, node: l.Node, inet: l.Inet, nodeFD: int(fd.Fd())}
+	ll := wrapLab(t, l)
 	w := ll.watch(t, Options{BridgePorts: true, LibvirtDir: dir})
 
 	generator(t, "synflood") // built before the floods start
@@ -181,15 +176,10 @@ func TestConfiguredOwnedAddressesAreNotSpoofed(t *testing.T) {
 	vm := l.VMs[0]
 	// Talking through the node leaves a neighbour entry: the port owns an
 	// IPv4 address, so its IPv4 sources are judged.
-	if _, err := l.Exec(ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+eglab.BridgeAddr4.String()+"/9"); err != nil {
+	if err := l.Greet(ctx, vm); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := os.Open("/run/netns/" + l.Node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	ll := &lab{Lab: l, node: l.Node, inet: l.Inet, nodeFD: int(fd.Fd())}
+	ll := wrapLab(t, l)
 	cfg := detect.DefaultConfig()
 	w := ll.watch(t, Options{BridgePorts: true, Detect: cfg, LibvirtDir: t.TempDir()})
 	key := "port " + vm.Port

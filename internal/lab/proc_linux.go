@@ -23,6 +23,14 @@ func (l *Lab) Exec(ctx context.Context, ns, name string, args ...string) (string
 	return string(out), nil
 }
 
+// Greet makes vm talk to its gateway once (a UDP datagram to the bridge's
+// address, port 9 discard), so the node's neighbour table learns the
+// address vm's bridge port owns.
+func (l *Lab) Greet(ctx context.Context, vm VM) error {
+	_, err := l.Exec(ctx, vm.NS, "bash", "-c", "echo hello > /dev/udp/"+BridgeAddr4.String()+"/9")
+	return err
+}
+
 // Proc is a background process inside a namespace. `ip netns exec` execs
 // the command in place, so Pid is the command's own pid and a signal sent
 // to it reaches the command.
