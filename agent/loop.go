@@ -50,6 +50,7 @@ func (a *Agent) Tick(ctx context.Context) {
 		a.log.Warn("transmit counters", "err", err)
 	}
 	obs := make([]policy.Observation, 0, len(a.deps.Interfaces))
+	var local map[netip.Addr]bool // the node's addresses, read when a verdict is flood
 	all := make(map[string]*detect.Counts, len(a.deps.Interfaces))
 	offers := make(map[string]uint64, len(a.deps.Interfaces))
 	for _, name := range a.deps.Interfaces {
@@ -98,7 +99,10 @@ func (a *Agent) Tick(ctx context.Context) {
 		}
 		var own []netip.Addr
 		if v.State == detect.StateFlood {
-			own = unported(v, localAddrs())
+			if local == nil {
+				local = localAddrs() // once a tick, for every interface in flood
+			}
+			own = unported(v, local)
 		}
 		obs = append(obs, policy.Observation{Interface: name, State: v.State, Sources: offenders(v), Unported: own, Signature: v.Signature})
 	}
